@@ -1,0 +1,1 @@
+"""The command-line interface: commands parse and print; the work happens in the library."""

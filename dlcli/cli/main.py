@@ -1,0 +1,79 @@
+"""`dlcli`: the entry point. Turns DlcliError into messages and exit codes, never tracebacks."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+
+import typer
+
+from dlcli import __version__
+from dlcli.cli import config_cmds, info_cmds, train_cmds
+from dlcli.errors import DlcliError
+
+app = typer.Typer(
+    name="dlcli",
+    help="Declarative deep learning for images and speech: YAML pipelines in, trained models out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_cmds.register(app)
+train_cmds.register(app)
+info_cmds.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"dlcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Declarative deep learning for images and speech: YAML pipelines in, trained models out."""
+
+
+def report_error(exc: DlcliError) -> None:
+    from dlcli import console
+
+    err = console.err()
+    err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False, soft_wrap=True)
+    if exc.hint:
+        err.print(f"  [bold]hint:[/] {exc.hint}", markup=True, soft_wrap=True)
+
+
+def main() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        app()
+    except DlcliError as exc:
+        report_error(exc)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a runtime failure (TensorFlow, I/O): explain, keep the trace aside
+        if os.environ.get("DLCLI_DEBUG"):
+            raise
+        fd, path = tempfile.mkstemp(prefix="dlcli-crash-", suffix=".log")
+        with os.fdopen(fd, "w") as handle:
+            traceback.print_exc(file=handle)
+        first = (str(exc).strip().splitlines() or [""])[0][:500]
+        report_error(
+            DlcliError(
+                f"{type(exc).__name__}: {first}",
+                hint=f"full traceback in {path} (set DLCLI_DEBUG=1 to print it)",
+            )
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

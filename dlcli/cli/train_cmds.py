@@ -1,0 +1,262 @@
+"""Commands that train and use models: train, run, evaluate, predict, export."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from dlcli.cli.options import JsonOpt, PipelineArg, QuietOpt, RunArg, SetOpt
+
+PANEL = "Training and inference"
+
+OutputOpt = Annotated[
+    Optional[Path],
+    typer.Option("--output", "-o", help="Run directory to create (default: RUNS/NAME/N)."),
+]
+RunsOpt = Annotated[
+    Path, typer.Option("--runs-dir", help="Folder that holds the runs of every pipeline.")
+]
+
+
+def _emit_json(enabled: bool, document: Any) -> None:
+    if enabled:
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+def _train(
+    pipeline: Path, set_: list[str] | None, output: Path | None, runs_dir: Path, quiet: bool
+) -> tuple[Path, dict[str, Any]]:
+    import yaml
+
+    from dlcli import runs
+    from dlcli.cli.logs import log_to_file, setup_logging
+    from dlcli.config.loader import load_pipeline
+
+    log = setup_logging(quiet)
+    loaded = load_pipeline(pipeline, set_)
+    cfg = loaded.config
+    run_dir = runs.new_run_dir(cfg.name, runs_dir, output)
+    handler: Any = log_to_file(run_dir / runs.LOG_FILE)
+    try:
+        runs.atomic_write_text(
+            run_dir / runs.PIPELINE_FILE,
+            yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
+        )
+        runs.atomic_write_json(run_dir / runs.META_FILE, runs.run_metadata(loaded.path))
+        log.info("run directory %s", run_dir)
+        from dlcli.train.run import train_pipeline
+
+        summary = train_pipeline(cfg, run_dir, show_progress=not quiet)
+    except BaseException as exc:
+        # The run log keeps the full story; the terminal gets the short message.
+        import traceback
+
+        handler.stream.write("".join(traceback.format_exception(exc)))
+        raise
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    return run_dir, summary
+
+
+def train(
+    pipeline: PipelineArg,
+    set_: SetOpt = None,
+    output: OutputOpt = None,
+    runs_dir: RunsOpt = Path("runs"),
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a pipeline into a new run directory."""
+    from dlcli import console
+
+    run_dir, summary = _train(pipeline, set_, output, runs_dir, quiet)
+    _print_summary(summary)
+    console.err().print(f"[green]saved[/] {run_dir}")
+    _emit_json(json_, {"run_dir": str(run_dir), **summary})
+
+
+def evaluate(
+    run: RunArg,
+    split: Annotated[
+        Optional[str],
+        typer.Option(help="test, validation or train (default: evaluate.split)"),
+    ] = None,
+    pipeline: Annotated[
+        Optional[Path],
+        typer.Option(help="Pipeline giving the data, for a bare .keras file."),
+    ] = None,
+    top_k: Annotated[Optional[int], typer.Option(help="Also report top-k accuracy.")] = None,
+    set_: SetOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Evaluate a run: accuracy, per-class precision/recall/F1, confusion matrix."""
+    from dlcli.cli.logs import setup_logging
+    from dlcli.evaluate import evaluate_run
+
+    setup_logging()
+    if split not in (None, "test", "validation", "train"):
+        from dlcli.errors import ConfigError
+
+        raise ConfigError(
+            f"Invalid value for option `--split`. Received: {split}. "
+            "Expected test, validation or train."
+        )
+    report = evaluate_run(run, pipeline=pipeline, split=split, top_k=top_k, overrides=set_)
+    _print_report(report)
+    _emit_json(json_, report)
+
+
+def predict(
+    run: RunArg,
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Image files, folders or globs ('-' reads paths from stdin)."),
+    ],
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Write predictions to a .csv or .jsonl file."),
+    ] = None,
+    top_k: Annotated[int, typer.Option(help="How many labels per image.", min=1)] = 3,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.", min=1)] = 64,
+    json_: JsonOpt = False,
+) -> None:
+    """Predict labels for images with a trained run."""
+    from dlcli import console
+    from dlcli.cli.logs import setup_logging
+    from dlcli.predict import predict_files, write_predictions
+
+    setup_logging()
+    if inputs == ["-"]:
+        inputs = [line.strip() for line in sys.stdin if line.strip()]
+    result = predict_files(run, inputs, top_k=top_k, batch_size=batch_size)
+    if output is not None:
+        write_predictions(result, output)
+        console.err().print(f"[green]wrote[/] {output}")
+    elif not json_:
+        from rich.table import Table
+
+        table = Table("path", "label", "probability", box=None)
+        for row in result.rows[:50]:
+            table.add_row(row["path"], row["label"], f"{row['probability']:.3f}")
+        console.err().print(table)
+    console.err().print(
+        f"{len(result.rows)} images in {result.seconds:.2f}s ({result.per_second:.1f} images/s)"
+    )
+    _emit_json(json_, {"predictions": result.rows, "images_per_second": result.per_second})
+
+
+def export(
+    run: RunArg,
+    formats: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--format", "-f", help="keras, saved_model or tflite (default: export.formats)"
+        ),
+    ] = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Folder (default: RUN/export).")
+    ] = None,
+) -> None:
+    """Export a run's model for serving."""
+    from dlcli import console
+    from dlcli.export import export_run
+
+    formats = formats or _pipeline_of(run).export.formats
+    bad = [f for f in formats if f not in ("keras", "saved_model", "tflite")]
+    if bad:
+        from dlcli.errors import ConfigError
+
+        raise ConfigError(
+            f"Invalid value for option `--format`. Received: {bad[0]}. "
+            "Expected keras, saved_model or tflite."
+        )
+    for fmt, path in export_run(run, formats, output).items():
+        console.err().print(f"[green]exported[/] {fmt}: {path}")
+
+
+def run(
+    pipeline: PipelineArg,
+    set_: SetOpt = None,
+    output: OutputOpt = None,
+    runs_dir: RunsOpt = Path("runs"),
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train, evaluate on the test split and export, in one go."""
+    from dlcli import console
+    from dlcli.evaluate import evaluate_run
+    from dlcli.export import export_run
+
+    run_dir, summary = _train(pipeline, set_, output, runs_dir, quiet)
+    _print_summary(summary)
+    report = evaluate_run(run_dir)
+    _print_report(report)
+    cfg = _pipeline_of(run_dir)
+    exported = export_run(run_dir, cfg.export.formats)
+    console.err().print(f"[green]saved[/] {run_dir}")
+    _emit_json(
+        json_, {"run_dir": str(run_dir), "train": summary, "evaluation": report, "export": exported}
+    )
+
+
+def _pipeline_of(run_dir: Path) -> Any:
+    from dlcli import runs
+    from dlcli.config.loader import load_pipeline
+
+    _, directory = runs.find_model(run_dir)
+    return load_pipeline(directory / runs.PIPELINE_FILE).config
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from dlcli import console
+
+    val = summary.get("validation") or {}
+    line = f"trained {summary['epochs_run']} epochs (best {summary['best_epoch']})"
+    if val:
+        line += "  " + "  ".join(f"val_{k} {v:.4f}" for k, v in val.items())
+    console.err().print(line)
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from dlcli import console
+
+    table = Table(title=f"{report['split']} split: {report['examples']} examples", box=None)
+    for column in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, row in report["per_class"].items():
+        table.add_row(
+            name,
+            f"{row['precision']:.3f}",
+            f"{row['recall']:.3f}",
+            f"{row['f1']:.3f}",
+            str(row["support"]),
+        )
+    for avg in ("macro_avg", "weighted_avg"):
+        row = report[avg]
+        table.add_row(
+            avg.replace("_", " "),
+            f"{row['precision']:.3f}",
+            f"{row['recall']:.3f}",
+            f"{row['f1']:.3f}",
+            str(report["examples"]),
+            style="bold",
+        )
+    err = console.err()
+    err.print(table)
+    top = next(k for k in report if k.startswith("top_"))
+    err.print(
+        f"[bold]accuracy {report['accuracy']:.4f}[/]  {top} {report[top]:.4f}  "
+        f"(report in {report['output_dir']})"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    for command in (train, evaluate, predict, run, export):
+        app.command(rich_help_panel=PANEL)(command)

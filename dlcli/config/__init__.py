@@ -1,0 +1,1 @@
+"""Pipeline configuration: schema, loading, overrides. Never imports TensorFlow."""

@@ -1,0 +1,194 @@
+"""Load a pipeline file: YAML -> overrides -> validated config, with errors that point at lines."""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from dlcli.config.overrides import Override, apply_overrides, parse_override
+from dlcli.config.schema import pipeline_model
+from dlcli.errors import ConfigError
+from dlcli.registry import did_you_mean
+
+Loc = tuple[str, ...]
+
+
+@dataclass
+class LoadedPipeline:
+    config: Any  # an instance of pipeline_model()
+    path: Path | None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> LoadedPipeline:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"Pipeline file not found: {path}",
+            hint="give the path of a pipeline YAML file, or create one with `dlcli init`",
+        )
+    text = path.read_text(encoding="utf-8")
+    return load_pipeline_text(text, source=path, overrides=overrides)
+
+
+def load_pipeline_text(
+    text: str, *, source: Path | None = None, overrides: list[str] | None = None
+) -> LoadedPipeline:
+    name = str(source) if source else "<pipeline>"
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: a pipeline is a mapping of sections (name, data, model, ...)")
+    parsed = [parse_override(o) for o in overrides or []]
+    apply_overrides(data, parsed)
+    base_dir = source.parent.resolve() if source else Path.cwd()
+    model = pipeline_model()
+    try:
+        config = model.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        lines = _line_index(node)
+        messages = [_describe(err, name, lines, parsed, text, model) for err in exc.errors()]
+        raise ConfigError("\n".join(messages)) from None
+    return LoadedPipeline(config=config, path=source, raw=data)
+
+
+def _line_index(node: yaml.Node | None) -> dict[Loc, tuple[int, int]]:
+    """Map each key path to the (line, column) of its key in the YAML text, 1-based."""
+    index: dict[Loc, tuple[int, int]] = {}
+
+    def walk(n: yaml.Node, loc: Loc) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for key_node, value_node in n.value:
+                child = (*loc, str(key_node.value))
+                index[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                walk(value_node, child)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                index[(*loc, str(i))] = (item.start_mark.line + 1, item.start_mark.column + 1)
+                walk(item, (*loc, str(i)))
+
+    if node is not None:
+        index[()] = (1, 1)
+        walk(node, ())
+    return index
+
+
+def _user_loc(err_loc: tuple[Any, ...], model: type[BaseModel]) -> tuple[Loc, type | None]:
+    """Drop union tags from pydantic's location; return the key path and the model holding it."""
+    loc: list[str] = []
+    current: Any = model
+    parts = list(err_loc)
+    while parts:
+        part = str(parts.pop(0))
+        fields = _fields(current)
+        if fields is None:
+            loc.append(part)
+            current = None
+            continue
+        if part not in fields:
+            loc.append(part)
+            current = None if parts else current  # the last part is the rejected key
+            continue
+        loc.append(part)
+        current = _unwrap(fields[part].annotation)
+        if isinstance(current, tuple):  # a tagged union: the next location part is the tag
+            tag = str(parts.pop(0)) if parts else None
+            current = next((m for m in current if _tag(m) == tag), None)
+    return tuple(loc), current
+
+
+def _fields(model: Any) -> dict[str, Any] | None:
+    return model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    models = tuple(a for a in args if _fields(a) is not None)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        if len(models) == 1:
+            return models[0]
+        return models or None
+    return annotation if _fields(annotation) is not None else None
+
+
+def _tag(model: Any) -> str | None:
+    field_info = (_fields(model) or {}).get("type")
+    args = typing.get_args(field_info.annotation) if field_info else ()
+    return str(args[0]) if args else None
+
+
+def _describe(
+    err: Any,
+    source: str,
+    lines: dict[Loc, tuple[int, int]],
+    overrides: list[Override],
+    text: str,
+    model: type[BaseModel],
+) -> str:
+    loc, holder = _user_loc(err["loc"], model)
+    dotted = ".".join(loc) or "(top level)"
+    kind = err["type"]
+    hint: str | None = None
+    if kind == "extra_forbidden":
+        valid = sorted(_fields(holder) or {}) if holder else []
+        message = f"unknown key `{dotted}`."
+        if valid:
+            message += f" Expected one of: {', '.join(valid)}."
+        hint = did_you_mean(loc[-1], valid)
+    elif kind == "union_tag_invalid":
+        expected = err["ctx"]["expected_tags"].replace("'", "")
+        tag = err["ctx"]["tag"]
+        message = f"`{dotted}.type` is `{tag}`. Expected one of: {expected}."
+        hint = did_you_mean(tag, [t.strip() for t in expected.split(",")])
+        loc = (*loc, "type")
+    elif kind == "union_tag_not_found":
+        message = f"`{dotted}` needs a `type:` key. {err['msg']}."
+    elif kind == "missing":
+        message = f"missing required key `{dotted}`."
+    else:
+        received = err.get("input")
+        shown = repr(received) if not isinstance(received, dict) else "a mapping"
+        message = f"invalid value for `{dotted}`: {err['msg']}. Received: {shown}."
+    where, snippet = _where(loc, source, lines, overrides, text)
+    out = f"{where}: {message}"
+    if hint:
+        out += f"\n  hint: {hint}"
+    return out + snippet
+
+
+def _where(
+    loc: Loc,
+    source: str,
+    lines: dict[Loc, tuple[int, int]],
+    overrides: list[Override],
+    text: str,
+) -> tuple[str, str]:
+    for keys, _, override_text in overrides:
+        if loc[: len(keys)] == keys or keys[: len(loc)] == loc:
+            return f"--set {override_text}", ""
+    probe = loc
+    while probe and probe not in lines:
+        probe = probe[:-1]
+    if probe not in lines:
+        return source, ""
+    line, col = lines[probe]
+    source_line = text.splitlines()[line - 1] if text else ""
+    key_len = len(probe[-1]) if probe else 1
+    snippet = f"\n  {line:>4} | {source_line}\n       | {' ' * (col - 1)}{'^' * key_len}"
+    return f"{source}:{line}:{col}", snippet

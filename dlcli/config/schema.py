@@ -1,0 +1,55 @@
+"""The typed schema of a pipeline file, assembled from the component registries."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, PositiveInt, create_model
+
+from dlcli.config.base import StrictModel
+from dlcli.registry import DATA_SOURCES, MODELS, TASKS, Registry, load_components
+from dlcli.train.config import TrainConfig
+
+
+class EvaluateConfig(StrictModel):
+    """`evaluate:` what `dlcli evaluate` measures by default."""
+
+    split: Literal["test", "validation", "train"] = "test"
+    top_k: PositiveInt = Field(3, description="also report top-k accuracy")
+    batch_size: PositiveInt | None = Field(None, description="defaults to train.batch_size")
+
+
+class ExportConfig(StrictModel):
+    """`export:` which formats `dlcli export` and `dlcli run` write."""
+
+    formats: list[Literal["keras", "saved_model", "tflite"]] = Field(
+        default_factory=lambda: ["keras", "saved_model"]
+    )
+
+
+def _union(registry: Registry[Any]) -> Any:
+    configs = tuple(entry.config for entry in registry.entries())
+    if len(configs) == 1:
+        return Annotated[configs[0], Field(discriminator="type")]
+    return Annotated[Union[configs], Field(discriminator="type")]
+
+
+@lru_cache(maxsize=1)
+def pipeline_model() -> type[StrictModel]:
+    """Build the Pipeline model from whatever components are registered."""
+    load_components()
+    task_default = TASKS.get("classification").config()
+    return create_model(
+        "Pipeline",
+        __base__=StrictModel,
+        __doc__="A dlcli pipeline: data -> model -> train -> evaluate -> export.",
+        name=(str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="run name")),
+        seed=(int, Field(42, description="fixes splits, data order and initialisation")),
+        task=(_union(TASKS), task_default),
+        data=(_union(DATA_SOURCES), ...),
+        model=(_union(MODELS), ...),
+        train=(TrainConfig, Field(default_factory=TrainConfig)),
+        evaluate=(EvaluateConfig, Field(default_factory=EvaluateConfig)),
+        export=(ExportConfig, Field(default_factory=ExportConfig)),
+    )

@@ -1,0 +1,32 @@
+"""The one error family of dlcli.
+
+Library code raises these with Keras-style messages ("Received ... Expected ...");
+only the CLI turns them into output and exit codes.
+"""
+
+from __future__ import annotations
+
+
+class DlcliError(Exception):
+    """A failure dlcli can explain to its user. Exit code 1: something failed at run time."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class ConfigError(DlcliError):
+    """The pipeline or a command-line option is wrong. Exit code 2."""
+
+    exit_code = 2
+
+
+class DataError(ConfigError):
+    """The data a pipeline points at is missing or unusable. Exit code 2."""
+
+
+class TrainingError(DlcliError):
+    """Training could not go on (for example the loss became NaN). Exit code 1."""

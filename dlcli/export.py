@@ -1,0 +1,61 @@
+"""Export a trained run for serving: Keras, TF SavedModel and TFLite."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from dlcli import runs
+
+
+def export_run(target: Path, formats: list[str], output: Path | None = None) -> dict[str, str]:
+    """Write each format under `output` (default: RUN/export/) atomically; return their paths."""
+    from dlcli.evaluate import load_model
+
+    model_path, directory = runs.find_model(target)
+    output = output or directory / "export"
+    output.mkdir(parents=True, exist_ok=True)
+    model = load_model(model_path)
+    written: dict[str, str] = {}
+    for fmt in formats:
+        if fmt == "keras":
+            final = output / "model.keras"
+            tmp = output / ".model.tmp.keras"
+            shutil.copyfile(model_path, tmp)
+            os.replace(tmp, final)
+        elif fmt == "saved_model":
+            final = output / "saved_model"
+            staging = Path(tempfile.mkdtemp(prefix=".saved_model.", dir=output))
+            model.export(str(staging / "model"), format="tf_saved_model", verbose=False)
+            _replace_dir(staging / "model", final)
+            shutil.rmtree(staging, ignore_errors=True)
+        elif fmt == "tflite":
+            import tensorflow as tf
+
+            final = output / "model.tflite"
+            staging = Path(tempfile.mkdtemp(prefix=".tflite.", dir=output))
+            model.export(str(staging / "sm"), format="tf_saved_model", verbose=False)
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(staging / "sm"))
+            (staging / "model.tflite").write_bytes(converter.convert())
+            os.replace(staging / "model.tflite", final)
+            shutil.rmtree(staging, ignore_errors=True)
+        else:  # the schema only lets known formats through
+            raise ValueError(fmt)
+        written[fmt] = str(final)
+    labels = directory / runs.LABELS_FILE
+    if labels.is_file() and output != directory:
+        shutil.copyfile(labels, output / runs.LABELS_FILE)
+    return written
+
+
+def _replace_dir(source: Path, final: Path) -> None:
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(source, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(source, final)

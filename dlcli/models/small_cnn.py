@@ -1,0 +1,68 @@
+"""A configurable small CNN: conv blocks with batch norm, pooling, dropout and L2 weight decay."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, PositiveInt
+
+from dlcli.config.base import StrictModel
+from dlcli.registry import MODELS
+
+Activation = Literal["relu", "gelu", "swish", "elu", "leaky_relu", "tanh"]
+
+
+class SmallCNNConfig(StrictModel):
+    """`model:` for `type: small_cnn`."""
+
+    type: Literal["small_cnn"] = "small_cnn"
+    filters: list[PositiveInt] = Field([32, 64, 128], min_length=1, description="one per block")
+    convs_per_block: PositiveInt = 2
+    kernel_size: PositiveInt = 3
+    batch_norm: bool = True
+    activation: Activation = "relu"
+    pool: Literal["max", "avg"] = Field("max", description="pooling after each block")
+    dense: list[PositiveInt] = Field([128], description="hidden units of the head")
+    dropout: float = Field(0.3, ge=0.0, lt=1.0, description="before each head layer")
+    l2: float = Field(0.0, ge=0.0, description="L2 weight decay on kernels")
+
+
+@MODELS.register("small_cnn", config=SmallCNNConfig)
+def build_small_cnn(
+    config: SmallCNNConfig, *, input_shape: tuple[int, ...], num_classes: int
+) -> Any:
+    """Small CNN from scratch: conv blocks, batch norm, dropout, L2."""
+    import keras
+    from keras import layers
+
+    reg = keras.regularizers.L2(config.l2) if config.l2 else None
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    for b, filters in enumerate(config.filters):
+        for c in range(config.convs_per_block):
+            x = layers.Conv2D(
+                filters,
+                config.kernel_size,
+                padding="same",
+                use_bias=not config.batch_norm,
+                kernel_regularizer=reg,
+                name=f"block{b + 1}_conv{c + 1}",
+            )(x)
+            if config.batch_norm:
+                # momentum 0.9, not Keras's 0.99: with a few hundred steps the moving
+                # statistics must converge, or evaluation sees a different network.
+                x = layers.BatchNormalization(momentum=0.9, name=f"block{b + 1}_bn{c + 1}")(x)
+            x = layers.Activation(config.activation, name=f"block{b + 1}_act{c + 1}")(x)
+        if min(x.shape[1], x.shape[2]) >= 2:
+            pool = layers.MaxPooling2D if config.pool == "max" else layers.AveragePooling2D
+            x = pool(name=f"block{b + 1}_pool")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    for i, units in enumerate(config.dense):
+        x = layers.Dropout(config.dropout, name=f"head_dropout{i + 1}")(x)
+        x = layers.Dense(
+            units, activation=config.activation, kernel_regularizer=reg, name=f"head_dense{i + 1}"
+        )(x)
+    x = layers.Dropout(config.dropout, name="head_dropout")(x)
+    outputs = layers.Dense(num_classes, kernel_regularizer=reg, name="logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(outputs)
+    return keras.Model(inputs, outputs, name="small_cnn")

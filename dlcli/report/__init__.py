@@ -1,0 +1,1 @@
+"""Reports: metrics tables, confusion matrices and their pictures."""

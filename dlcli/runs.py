@@ -1,0 +1,131 @@
+"""Run directories: `runs/<name>/<n>/`, never overwritten, every artifact written atomically."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from dlcli import __version__
+from dlcli.errors import ConfigError
+
+PIPELINE_FILE = "pipeline.yaml"
+MODEL_FILE = "model.keras"
+LABELS_FILE = "labels.json"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+META_FILE = "run.json"
+LOG_FILE = "train.log"
+
+
+def new_run_dir(name: str, root: Path = Path("runs"), output: Path | None = None) -> Path:
+    """`output` if given (must be new or empty), else the next free `root/name/<n>`."""
+    if output is not None:
+        if output.exists() and any(output.iterdir()):
+            raise ConfigError(
+                f"Output directory is not empty: {output}",
+                hint="choose a new --output, or resume that run with --resume",
+            )
+        output.mkdir(parents=True, exist_ok=True)
+        return output
+    parent = root / name
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        taken = [int(p.name) for p in parent.iterdir() if p.name.isdigit()]
+        candidate = parent / str(max(taken, default=0) + 1)
+        try:
+            candidate.mkdir()  # atomic: two runs started together never share a directory
+            return candidate
+        except FileExistsError:
+            continue
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def atomic_write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    import io
+
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def save_model_atomic(model: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def git_commit(directory: Path) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def run_metadata(pipeline_path: Path | None) -> dict[str, Any]:
+    source_dir = pipeline_path.parent if pipeline_path else Path.cwd()
+    return {
+        "dlcli_version": __version__,
+        "git_commit": git_commit(source_dir),
+        "dlcli_git_commit": git_commit(Path(__file__).parent),
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "pipeline_file": str(pipeline_path) if pipeline_path else None,
+    }
+
+
+def find_model(target: Path) -> tuple[Path, Path]:
+    """Accept a run directory or a `.keras` file; return (model file, directory holding it)."""
+    if target.is_dir():
+        model = target / MODEL_FILE
+        if not model.is_file():
+            raise ConfigError(
+                f"No {MODEL_FILE} in {target}.",
+                hint="pass a run directory written by `dlcli train` (did training finish?)",
+            )
+        return model, target
+    if target.suffix == ".keras" and target.is_file():
+        return target, target.parent
+    raise ConfigError(
+        f"Expected a run directory or a .keras model file. Received: {target}",
+        hint="for example `runs/quickstart/1`",
+    )
+
+
+def read_labels(directory: Path, num_classes: int) -> list[str]:
+    labels_file = directory / LABELS_FILE
+    if labels_file.is_file():
+        labels = json.loads(labels_file.read_text())
+        if len(labels) == num_classes:
+            return [str(x) for x in labels]
+    return [str(i) for i in range(num_classes)]

@@ -1,0 +1,118 @@
+"""Choose the tf.distribute strategy and the precision policy for this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from dlcli.errors import ConfigError
+
+
+@dataclass
+class StrategyChoice:
+    strategy: Any
+    name: str
+    replicas: int
+    is_chief: bool
+    reason: str
+
+
+def _cluster_from_tf_config() -> dict[str, Any] | None:
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    try:
+        conf = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"TF_CONFIG is not valid JSON: {exc}") from None
+    cluster = conf.get("cluster", {})
+    tasks = sum(len(v) for k, v in cluster.items() if k in ("chief", "worker"))
+    return conf if tasks > 1 else None
+
+
+def _under_slurm() -> bool:
+    return int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in os.environ
+
+
+def _tpu_present() -> bool:
+    # Only ask for a TPU where one can exist: probing elsewhere waits on a metadata server.
+    return bool(os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR")) or os.path.exists(
+        "/dev/accel0"
+    )
+
+
+def auto_strategy_name() -> tuple[str, str]:
+    """What `strategy: auto` picks here, and why. Cheap: creates no strategy."""
+    if _tpu_present():
+        return "tpu", "a TPU is attached (TPU_NAME or /dev/accel0)"
+    if _cluster_from_tf_config():
+        return "multi_worker", "TF_CONFIG names a cluster of several tasks"
+    if _under_slurm():
+        return "multi_worker", "running as a Slurm job with several tasks"
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        return "mirrored", f"{len(gpus)} local GPUs"
+    if gpus:
+        return "gpu", "one local GPU"
+    return "cpu", "no accelerator found"
+
+
+def select_strategy(name: str) -> StrategyChoice:
+    import tensorflow as tf
+
+    reason = f"train.strategy: {name}"
+    if name == "auto":
+        name, reason = auto_strategy_name()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(os.environ.get("TPU_NAME", ""))
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        strategy: Any = tf.distribute.TPUStrategy(resolver)
+    elif name == "multi_worker":
+        resolver = (
+            tf.distribute.cluster_resolver.SlurmClusterResolver()
+            if _under_slurm() and not os.environ.get("TF_CONFIG")
+            else None
+        )
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    elif name == "mirrored":
+        strategy = tf.distribute.MirroredStrategy()
+    elif name == "gpu":
+        if not tf.config.list_physical_devices("GPU"):
+            raise ConfigError(
+                "train.strategy is `gpu` but TensorFlow sees no GPU.",
+                hint="use `strategy: auto`, or install the `gpu` extra: pip install 'dlcli[gpu]'",
+            )
+        strategy = tf.distribute.OneDeviceStrategy("/gpu:0")
+    else:
+        strategy = tf.distribute.get_strategy()
+    resolver = getattr(strategy, "cluster_resolver", None)
+    is_chief = True
+    if name == "multi_worker" and resolver is not None:
+        task_type, task_id = resolver.task_type, resolver.task_id
+        is_chief = task_type == "chief" or (
+            task_type == "worker"
+            and task_id == 0
+            and "chief" not in resolver.cluster_spec().as_dict()
+        )
+    return StrategyChoice(strategy, name, strategy.num_replicas_in_sync, is_chief, reason)
+
+
+def resolve_precision(precision: str, strategy_name: str) -> str:
+    """`auto`: float16 on GPUs of compute capability 7+, bfloat16 on TPU, float32 elsewhere."""
+    if precision != "auto":
+        return precision
+    if strategy_name == "tpu":
+        return "mixed_bfloat16"
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
+        if capability and capability[0] >= 7:
+            return "mixed_float16"
+    return "float32"

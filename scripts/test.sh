@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole suite: lint, format, types, then every test. Run through `make test`.
+set -euo pipefail
+echo "== ruff"
+ruff check dlcli tests benchmarks
+ruff format --check dlcli tests benchmarks
+echo "== mypy"
+mypy dlcli
+echo "== pytest"
+python -m pytest "$@"
