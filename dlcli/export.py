@@ -43,7 +43,7 @@ def export_run(target: Path, formats: list[str], output: Path | None = None) -> 
             shutil.rmtree(staging, ignore_errors=True)
         else:  # the schema only lets known formats through
             raise ValueError(fmt)
-        written[fmt] = str(final)
+        written[fmt] = str(final.resolve())
     labels = directory / runs.LABELS_FILE
     if labels.is_file() and output != directory:
         shutil.copyfile(labels, output / runs.LABELS_FILE)

@@ -77,7 +77,7 @@ def train(
     run_dir, summary = _train(pipeline, set_, output, runs_dir, quiet)
     _print_summary(summary)
     console.err().print(f"[green]saved[/] {run_dir}")
-    _emit_json(json_, {"run_dir": str(run_dir), **summary})
+    _emit_json(json_, {"run_dir": str(run_dir.resolve()), **summary})
 
 
 def evaluate(
@@ -200,7 +200,13 @@ def run(
     exported = export_run(run_dir, cfg.export.formats)
     console.err().print(f"[green]saved[/] {run_dir}")
     _emit_json(
-        json_, {"run_dir": str(run_dir), "train": summary, "evaluation": report, "export": exported}
+        json_,
+        {
+            "run_dir": str(run_dir.resolve()),
+            "train": summary,
+            "evaluation": report,
+            "export": exported,
+        },
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -62,6 +63,8 @@ def load_pipeline_text(
     except ValidationError as exc:
         lines = _line_index(node)
         messages = [_describe(err, name, lines, parsed, text, model) for err in exc.errors()]
+        if len(messages) > 1:
+            messages.insert(0, f"{len(messages)} problems in {name}:")
         raise ConfigError("\n".join(messages)) from None
     return LoadedPipeline(config=config, path=source, raw=data)
 
@@ -99,6 +102,8 @@ def _user_loc(err_loc: tuple[Any, ...], model: type[BaseModel]) -> tuple[Loc, ty
             loc.append(part)
             current = None
             continue
+        if part not in fields and part == _tag(current):
+            continue  # pydantic names the tag of a tagged union; the YAML does not
         if part not in fields:
             loc.append(part)
             current = None if parts else current  # the last part is the rejected key
@@ -159,6 +164,11 @@ def _describe(
         loc = (*loc, "type")
     elif kind == "union_tag_not_found":
         message = f"`{dotted}` needs a `type:` key. {err['msg']}."
+    elif kind in ("literal_error", "enum") and isinstance(err.get("input"), str):
+        choices = re.findall(r"'([^']*)'", err["ctx"]["expected"])
+        message = f"invalid value for `{dotted}`: `{err['input']}`. Expected one of: "
+        message += ", ".join(choices) + "."
+        hint = did_you_mean(err["input"], choices)
     elif kind == "missing":
         message = f"missing required key `{dotted}`."
     else:

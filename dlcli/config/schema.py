@@ -20,12 +20,17 @@ class EvaluateConfig(StrictModel):
     batch_size: PositiveInt | None = Field(None, description="defaults to train.batch_size")
 
 
+ExportFormat = Literal["keras", "saved_model", "tflite"]
+
+
+def _default_formats() -> list[ExportFormat]:
+    return ["keras", "saved_model"]
+
+
 class ExportConfig(StrictModel):
     """`export:` which formats `dlcli export` and `dlcli run` write."""
 
-    formats: list[Literal["keras", "saved_model", "tflite"]] = Field(
-        default_factory=lambda: ["keras", "saved_model"]
-    )
+    formats: list[ExportFormat] = Field(default_factory=_default_formats, min_length=1)
 
 
 def _union(registry: Registry[Any]) -> Any:

@@ -28,7 +28,9 @@ def image_dataset(
     """A tf.data pipeline of decoded `(image, label)` pairs, decoded in parallel."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int32)))
+    ds = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(paths, tf.string), tf.constant(labels, tf.int32))
+    )
     return ds.map(
         lambda p, y: (decode_image(p, image_size, channels), y),
         num_parallel_calls=tf.data.AUTOTUNE,

@@ -1,0 +1,85 @@
+"""Shared fixtures: small real data cut from the bundled digits, and the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DIGITS = REPO / "data" / "digits"
+SHARED = REPO.parent / "shared"
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+
+def run_cli(
+    *args: str | Path,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+) -> CliResult:
+    """Run `dlcli ARGS` in a fresh process, exactly as a user's shell would."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    full_env.pop("DLCLI_DEBUG", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlcli", *map(str, args)],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_no_traceback(result: CliResult) -> None:
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stdout, result.stdout
+
+
+@pytest.fixture(scope="session")
+def small_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30 real images per class of the bundled digits: enough to learn, quick to train."""
+    root = tmp_path_factory.mktemp("digits")
+    for class_dir in sorted(p for p in DIGITS.iterdir() if p.is_dir()):
+        (root / class_dir.name).mkdir()
+        for image in sorted(class_dir.glob("*.png"))[:30]:
+            shutil.copy(image, root / class_dir.name / image.name)
+    return root
+
+
+def write_pipeline(path: Path, data_path: Path, **sections: str) -> Path:
+    """A tiny image pipeline; `sections` replace whole YAML blocks by name."""
+    blocks = {
+        "head": "name: tiny\nseed: 7\n",
+        "data": (
+            f"data:\n  type: image_folder\n  path: {data_path}\n  image_size: [8, 8]\n"
+            "  channels: 1\n  split: {validation: 0.2, test: 0.2}\n"
+        ),
+        "model": "model:\n  type: small_cnn\n  filters: [16]\n  dense: [32]\n  dropout: 0.1\n",
+        "train": (
+            "train:\n  epochs: 2\n  batch_size: 16\n"
+            "  optimizer: {type: adam, learning_rate: 0.01}\n"
+        ),
+        "export": "export:\n  formats: [keras]\n",
+    }
+    blocks.update(sections)
+    path.write_text("".join(blocks.values()))
+    return path

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dlcli.data.image_folder import (
+    ImageFolderConfig,
+    image_folder,
+    list_class_folders,
+    stratified_split,
+)
+from dlcli.errors import DataError
+
+
+def test_split_is_stratified_disjoint_and_fixed_by_seed(small_digits: Path):
+    classes = list_class_folders(small_digits)
+    a = stratified_split(classes, 0.2, 0.2, seed=1)
+    b = stratified_split(classes, 0.2, 0.2, seed=1)
+    c = stratified_split(classes, 0.2, 0.2, seed=2)
+    assert a == b
+    assert a["test"][0] != c["test"][0]
+    files = [set(a[s][0]) for s in ("train", "validation", "test")]
+    assert not (files[0] & files[1]) and not (files[0] & files[2]) and not (files[1] & files[2])
+    assert sum(len(f) for f in files) == 300
+    for split, expected in (("train", 18), ("validation", 6), ("test", 6)):
+        labels = a[split][1]
+        assert all(labels.count(k) == expected for k in range(10)), split
+
+
+def test_dataset_decodes_real_images(small_digits: Path):
+    config = ImageFolderConfig(path=small_digits, image_size=(12, 10), channels=1)
+    bundle = image_folder(config, seed=0)
+    assert bundle.class_names == [str(i) for i in range(10)]
+    assert bundle.input_shape == (12, 10, 1)
+    assert bundle.sizes == {"train": 210, "validation": 30, "test": 60}
+    image, label = next(iter(bundle.split("train")))
+    assert image.shape == (12, 10, 1) and image.dtype.name == "float32"
+    assert 0 <= int(label) < 10
+    assert float(image.numpy().max()) > 100  # raw 0-255 pixels: the model normalises
+
+
+def test_rgb_channels_from_grayscale(small_digits: Path):
+    config = ImageFolderConfig(path=small_digits, image_size=(8, 8), channels=3)
+    image, _ = next(iter(image_folder(config, seed=0).split("test")))
+    assert image.shape == (8, 8, 3)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(DataError, match="Image folder not found"):
+        list_class_folders(tmp_path / "nope")
+
+
+def test_one_class_is_not_enough(tmp_path: Path):
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "a.png").write_bytes(b"")
+    with pytest.raises(DataError, match="at least 2 class subfolders") as info:
+        list_class_folders(tmp_path)
+    assert info.value.exit_code == 2
+
+
+def test_empty_split_is_reported(small_digits: Path):
+    from dlcli.data.image_folder import SplitConfig
+
+    config = ImageFolderConfig(
+        path=small_digits, image_size=(8, 8), channels=1, split=SplitConfig(validation=0, test=0.2)
+    )
+    with pytest.raises(DataError, match="`validation` split is empty"):
+        image_folder(config, seed=0).split("validation")

@@ -1,0 +1,89 @@
+"""Commands that must stay instant: they never import TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, assert_no_traceback, run_cli
+
+HEAVY = ("tensorflow", "keras", "matplotlib")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["train", "--help"],
+        ["validate", str(REPO / "pipelines" / "quickstart.yaml")],
+        ["list"],
+        ["schema"],
+    ],
+    ids=["help", "train-help", "validate", "list", "schema"],
+)
+def test_light_commands_do_not_import_tensorflow(args: list[str]):
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['dlcli', *{args!r}]\n"
+        "try:\n    runpy.run_module('dlcli', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        f"loaded = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_broken_pipeline_exits_2_with_line_and_fix(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: x\ndata: {type: image_folder, path: .}\nmodel: {type: small_cnn}\n"
+        "train:\n  epohcs: 3\n"
+    )
+    for command in ("validate", "train"):
+        result = run_cli(command, bad, cwd=tmp_path)
+        assert result.code == 2, result.stderr
+        assert_no_traceback(result)
+        assert f"{bad}:5:3" in result.stderr
+        assert "did you mean `epochs`" in result.stderr
+        assert len(result.stderr.splitlines()) < 25  # one screen
+    assert not (tmp_path / "runs").exists()
+
+
+def test_usage_errors_exit_2():
+    assert run_cli("train").code == 2
+    assert run_cli("no-such-command").code == 2
+    result = run_cli("train", "/no/such/pipeline.yaml")
+    assert result.code == 2 and "Pipeline file not found" in result.stderr
+    assert_no_traceback(result)
+
+
+def test_init_writes_a_valid_commented_pipeline(tmp_path: Path):
+    out = tmp_path / "p.yaml"
+    assert run_cli("init", "--output", out).code == 0
+    assert "#" in out.read_text()
+    assert run_cli("validate", out).code == 0
+    again = run_cli("init", "--output", out)
+    assert again.code == 2 and "already exists" in again.stderr
+    unknown = run_cli("init", "image_clasification", "--output", tmp_path / "q.yaml")
+    assert unknown.code == 2 and "did you mean `image_classification`" in unknown.stderr
+
+
+def test_validate_print_shows_defaults():
+    result = run_cli(
+        "validate", REPO / "pipelines" / "quickstart.yaml", "--print", "--set", "train.epochs=2"
+    )
+    assert result.code == 0
+    assert "epochs: 2" in result.stdout and "steps_per_execution" in result.stdout
+
+
+def test_list_and_schema():
+    listing = run_cli("list", "models")
+    assert listing.code == 0 and "small_cnn" in listing.stdout
+    assert run_cli("list", "modles").code == 2
+    schema = json.loads(run_cli("schema").stdout)
+    assert "data" in schema["properties"] and "train" in schema["properties"]
