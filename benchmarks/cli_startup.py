@@ -34,8 +34,11 @@ def main() -> None:
     py = sys.executable
     cases = [
         ("dlcli --help", [py, "-m", "dlcli", "--help"], args.runs),
-        ("dlcli validate quickstart", [py, "-m", "dlcli", "validate", "pipelines/quickstart.yaml"],
-         args.runs),
+        (
+            "dlcli validate quickstart",
+            [py, "-m", "dlcli", "validate", "pipelines/quickstart.yaml"],
+            args.runs,
+        ),
         ("python -c 'import tensorflow' (reference)", [py, "-c", "import tensorflow"], 3),
     ]
     print("| command | median wall time (s) | goal |")

@@ -104,6 +104,33 @@ def run_metadata(pipeline_path: Path | None) -> dict[str, Any]:
     }
 
 
+def write_run_header(run_dir: Path, config: Any, pipeline_path: Path | None) -> None:
+    """Before training starts: the resolved pipeline and where this run came from."""
+    atomic_write_text(run_dir / PIPELINE_FILE, dump_pipeline(config))
+    atomic_write_json(run_dir / META_FILE, run_metadata(pipeline_path))
+
+
+def dump_pipeline(config: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def record_resume(run_dir: Path, config: Any, changes: list[str]) -> None:
+    """A resume keeps the run's number and files; the pipeline and run.json note what changed."""
+    atomic_write_text(run_dir / PIPELINE_FILE, dump_pipeline(config))
+    meta_file = run_dir / META_FILE
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    meta.setdefault("resumes", []).append(
+        {
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": sys.argv,
+            "changed": changes,
+        }
+    )
+    atomic_write_json(meta_file, meta)
+
+
 def find_model(target: Path) -> tuple[Path, Path]:
     """Accept a run directory or a `.keras` file; return (model file, directory holding it)."""
     if target.is_dir():

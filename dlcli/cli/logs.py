@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 from dlcli import console
@@ -19,6 +20,8 @@ def setup_logging(quiet: bool = False) -> logging.Logger:
     from dlcli.tfenv import import_tensorflow
 
     import_tensorflow()
+    # tf.data says this whenever a distributed dataset reads its options; nothing to act on.
+    warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options")
     logger = logging.getLogger("dlcli")
     logger.setLevel(logging.INFO)
     logger.propagate = False

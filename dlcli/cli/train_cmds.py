@@ -28,29 +28,40 @@ def _emit_json(enabled: bool, document: Any) -> None:
 
 
 def _train(
-    pipeline: Path, set_: list[str] | None, output: Path | None, runs_dir: Path, quiet: bool
+    pipeline: Path | None,
+    set_: list[str] | None,
+    output: Path | None,
+    runs_dir: Path,
+    quiet: bool,
+    resume: Path | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    import yaml
+    import shutil
+    import tempfile
 
     from dlcli import runs
     from dlcli.cli.logs import log_to_file, setup_logging
-    from dlcli.config.loader import load_pipeline
+    from dlcli.train.strategy import is_chief_process
 
     log = setup_logging(quiet)
-    loaded = load_pipeline(pipeline, set_)
-    cfg = loaded.config
-    run_dir = runs.new_run_dir(cfg.name, runs_dir, output)
+    chief = is_chief_process()
+    if resume is not None:
+        loaded, run_dir = _prepare_resume(resume, pipeline, set_, write=chief)
+    else:
+        loaded = _load(pipeline, set_)
+        run_dir = runs.new_run_dir(loaded.config.name, runs_dir, output) if chief else Path()
+    if not chief:
+        # Only the chief writes artifacts; other workers keep theirs in a scratch directory.
+        run_dir = Path(tempfile.mkdtemp(prefix="dlcli-worker-"))
+    elif resume is None:
+        runs.write_run_header(run_dir, loaded.config, loaded.path)
     handler: Any = log_to_file(run_dir / runs.LOG_FILE)
     try:
-        runs.atomic_write_text(
-            run_dir / runs.PIPELINE_FILE,
-            yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
-        )
-        runs.atomic_write_json(run_dir / runs.META_FILE, runs.run_metadata(loaded.path))
         log.info("run directory %s", run_dir)
         from dlcli.train.run import train_pipeline
 
-        summary = train_pipeline(cfg, run_dir, show_progress=not quiet)
+        summary = train_pipeline(
+            loaded.config, run_dir, resume=resume is not None, show_progress=not quiet
+        )
     except BaseException as exc:
         # The run log keeps the full story; the terminal gets the short message.
         import traceback
@@ -60,23 +71,73 @@ def _train(
     finally:
         log.removeHandler(handler)
         handler.close()
+        if not chief:
+            shutil.rmtree(run_dir, ignore_errors=True)
     return run_dir, summary
 
 
+def _load(pipeline: Path | None, set_: list[str] | None) -> Any:
+    from dlcli.config.loader import load_pipeline
+    from dlcli.errors import ConfigError
+
+    if pipeline is None:
+        raise ConfigError("Missing argument PIPELINE.", hint="dlcli train PIPELINE.yaml")
+    return load_pipeline(pipeline, set_)
+
+
+def _prepare_resume(
+    run_dir: Path, pipeline: Path | None, set_: list[str] | None, *, write: bool
+) -> tuple[Any, Path]:
+    """The run's own pipeline (or PIPELINE) with --set applied, checked against the original."""
+    import yaml
+
+    from dlcli import runs
+    from dlcli.config.loader import load_pipeline
+    from dlcli.errors import ConfigError
+    from dlcli.train.resume import check_resume_changes
+
+    saved = run_dir / runs.PIPELINE_FILE
+    if not saved.is_file() or not (run_dir / "checkpoints").is_dir():
+        raise ConfigError(
+            f"Cannot resume {run_dir}: expected a run directory with {runs.PIPELINE_FILE} and "
+            "checkpoints/.",
+            hint="pass a directory written by `dlcli train`, e.g. runs/NAME/N",
+        )
+    loaded = load_pipeline(pipeline or saved, set_)
+    before = yaml.safe_load(saved.read_text())
+    changes = check_resume_changes(before, loaded.config.model_dump(mode="json"))
+    if write:
+        runs.record_resume(run_dir, loaded.config, changes)
+    return loaded, run_dir
+
+
 def train(
-    pipeline: PipelineArg,
+    pipeline: Annotated[
+        Optional[Path],
+        typer.Argument(help="Pipeline YAML file (optional with --resume).", show_default=False),
+    ] = None,
     set_: SetOpt = None,
     output: OutputOpt = None,
     runs_dir: RunsOpt = Path("runs"),
+    resume: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Continue RUN from its last checkpoint (--set train.epochs=N extends it).",
+            metavar="RUN",
+        ),
+    ] = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train a pipeline into a new run directory."""
+    """Train a pipeline into a new run directory, or resume a run."""
     from dlcli import console
 
-    run_dir, summary = _train(pipeline, set_, output, runs_dir, quiet)
+    from dlcli.train.strategy import is_chief_process
+
+    run_dir, summary = _train(pipeline, set_, output, runs_dir, quiet, resume)
     _print_summary(summary)
-    console.err().print(f"[green]saved[/] {run_dir}")
+    if is_chief_process():
+        console.err().print(f"[green]saved[/] {run_dir}")
     _emit_json(json_, {"run_dir": str(run_dir.resolve()), **summary})
 
 

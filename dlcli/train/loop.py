@@ -116,10 +116,11 @@ class StepRunner:
 
 
 def distribute(
-    strategy: Any, dataset: Any, global_batch_size: int, *, training: bool
+    strategy: Any, dataset: Any, global_batch_size: int, *, training: bool, skip_steps: int = 0
 ) -> tuple[Any, int]:
     """Shard and batch `dataset` for `strategy`; return the distributed dataset and the number
-    of global steps one pass takes (for training, every worker runs exactly that many)."""
+    of global steps one pass takes (for training, every worker runs exactly that many).
+    `skip_steps` resumes a training pass in the middle, at the same batch it stopped."""
     import tensorflow as tf
 
     replicas = strategy.num_replicas_in_sync
@@ -145,7 +146,8 @@ def distribute(
             holder["steps"] = max(1, shard // per_pipeline)
             drop = shard >= per_pipeline
             ds = ds.batch(per_replica, drop_remainder=drop)
-            ds = ds.take(holder["steps"] * (per_pipeline // per_replica))
+            batches_per_step = per_pipeline // per_replica
+            ds = ds.take(holder["steps"] * batches_per_step).skip(skip_steps * batches_per_step)
         else:
             ds = ds.batch(per_replica)
         return ds.prefetch(tf.data.AUTOTUNE)

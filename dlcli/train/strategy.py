@@ -43,6 +43,21 @@ def _tpu_present() -> bool:
     )
 
 
+def is_chief_process() -> bool:
+    """Whether this process writes artifacts: TF_CONFIG's chief (or worker 0 when there is no
+    chief), Slurm's task 0, or any single process. Read from the environment, without TF."""
+    conf = _cluster_from_tf_config()
+    if conf is not None:
+        task = conf.get("task", {})
+        kind, index = task.get("type"), int(task.get("index", 0))
+        return kind == "chief" or (
+            kind == "worker" and index == 0 and "chief" not in conf["cluster"]
+        )
+    if _under_slurm():
+        return os.environ.get("SLURM_PROCID", "0") == "0"
+    return True
+
+
 def auto_strategy_name() -> tuple[str, str]:
     """What `strategy: auto` picks here, and why. Cheap: creates no strategy."""
     if _tpu_present():

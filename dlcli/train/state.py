@@ -1,0 +1,82 @@
+"""What a checkpoint holds beyond the weights, so a killed run resumes exactly where it was."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlcli.errors import ConfigError
+
+
+@dataclass
+class TrainerState:
+    """Plain data, stored as JSON inside each checkpoint (so it can never disagree with it)."""
+
+    epoch: int = 0  # epochs fully done
+    step: int = 0  # steps done inside epoch `epoch + 1` (mid-epoch checkpoints)
+    totals: dict[str, float] = field(default_factory=dict)  # that epoch's partial sums
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: float = math.inf  # of `sign * monitor`: lower is better
+    best_epoch: int = 0
+    waited: int = 0  # epochs without improvement (early stopping)
+    plateau_waited: int = 0  # epochs without improvement (reduce_on_plateau)
+    stopped_early: bool = False
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["best"] = None if math.isinf(self.best) else self.best
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainerState:
+        data = json.loads(text)
+        data["best"] = math.inf if data.get("best") is None else data["best"]
+        return cls(**data)
+
+
+class Checkpoints:
+    """The last K checkpoints plus the best one; each holds the model, the optimizer, the
+    dropout RNG state and the TrainerState."""
+
+    def __init__(self, directory: Path, model: Any, optimizer: Any, keep: int) -> None:
+        import tensorflow as tf
+
+        self._state = tf.Variable("", dtype=tf.string, trainable=False)
+        # Keras keeps dropout's RNG in seed-generator variables that tf.train.Checkpoint does
+        # not reach through the model, so they are listed explicitly.
+        rng = [v for v in model.non_trainable_variables if "seed_generator" in v.path]
+        self.checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=optimizer, rng=rng, trainer_state=self._state
+        )
+        self.last = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep)
+        self.best = tf.train.CheckpointManager(
+            self.checkpoint, str(directory / "best"), max_to_keep=1, checkpoint_name="best"
+        )
+
+    def save(self, state: TrainerState, *, number: int, best: bool = False) -> None:
+        self._state.assign(state.to_json())
+        self.last.save(checkpoint_number=number)
+        if best:
+            self.best.save(checkpoint_number=number)
+
+    def restore_latest(self) -> TrainerState:
+        path = self.last.latest_checkpoint
+        if path is None:
+            raise ConfigError(
+                f"No checkpoint to resume from in {self.last.directory}.",
+                hint="the run was stopped before its first checkpoint; start it again",
+            )
+        self.checkpoint.restore(path).expect_partial()
+        return TrainerState.from_json(self._state.numpy().decode())
+
+    def restore_best_weights(self) -> bool:
+        path = self.best.latest_checkpoint
+        if path is None:
+            return False
+        saved = self._state.numpy()
+        self.checkpoint.restore(path).expect_partial()
+        self._state.assign(saved)
+        return True

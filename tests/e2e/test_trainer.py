@@ -1,0 +1,235 @@
+"""The trainer through the real CLI: strategies, precision, determinism, kill and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DIGITS, REPO, assert_no_traceback, run_cli, write_pipeline
+
+pytestmark = pytest.mark.e2e
+
+
+def history(run: Path) -> list[dict[str, str]]:
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    for row in rows:
+        row.pop("seconds")
+    return rows
+
+
+@pytest.fixture(scope="module")
+def resumable(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A deterministic run long enough to be killed mid-epoch, and its uninterrupted result."""
+    work = tmp_path_factory.mktemp("resume")
+    pipeline = write_pipeline(
+        work / "p.yaml",
+        DIGITS,
+        data=(
+            f"data:\n  type: image_folder\n  path: {DIGITS}\n  image_size: [8, 8]\n  channels: 1\n"
+        ),
+        train=(
+            "train:\n  epochs: 4\n  batch_size: 8\n  deterministic: true\n"
+            "  optimizer: {type: adam, learning_rate: 0.003}\n"
+            "  lr_schedule: {type: cosine}\n  checkpoint: {every_n_steps: 10, keep: 2}\n"
+        ),
+    )
+    reference = run_cli("train", pipeline, "--json", "--output", work / "reference", cwd=work)
+    assert reference.code == 0, reference.stderr
+    return {"work": work, "pipeline": pipeline, "reference": work / "reference"}
+
+
+def test_deterministic_runs_are_identical(resumable: dict):
+    again = run_cli(
+        "train",
+        resumable["pipeline"],
+        "--output",
+        resumable["work"] / "again",
+        cwd=resumable["work"],
+    )
+    assert again.code == 0, again.stderr
+    assert history(resumable["work"] / "again") == history(resumable["reference"])
+
+
+def test_sigkill_mid_epoch_then_resume_finishes_the_same_run(resumable: dict):
+    work, run = resumable["work"], resumable["work"] / "killed"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlcli", "train", str(resumable["pipeline"]), "--output", str(run)],
+        cwd=work,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # plain per-epoch lines: stderr is not a terminal
+        if line.startswith("epoch 2/4"):
+            break
+    time.sleep(0.3)  # well inside epoch 3 (about a second long), past a step checkpoint
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run / "model.keras").exists()
+    assert len(history(run)) == 2
+
+    resumed = run_cli("train", "--resume", run, "--json", cwd=work)
+    assert resumed.code == 0, resumed.stderr
+    assert "resuming after epoch 2, step " in resumed.stderr
+    assert resumed.json()["epochs_run"] == 4
+    assert [row["epoch"] for row in history(run)] == ["1", "2", "3", "4"]
+    # Same weights, optimizer state, RNG and data position: the same numbers as never stopping.
+    assert history(run) == history(resumable["reference"])
+    assert (run / "model.keras").is_file()
+    assert json.loads((run / "run.json").read_text())["resumes"][0]["changed"] == []
+    assert sorted(p.name for p in work.iterdir() if p.is_dir()) == sorted(
+        p.name for p in work.iterdir() if p.is_dir()
+    )  # no new run directory was made
+    assert not (work / "runs").exists()
+
+
+def test_resume_extends_a_finished_run_and_refuses_breaking_changes(resumable: dict):
+    import shutil
+
+    run = resumable["work"] / "extended"
+    shutil.copytree(resumable["reference"], run)
+    done = run_cli("train", "--resume", run)
+    assert done.code == 0 and "already complete (4/4 epochs)" in done.stderr
+
+    refused = run_cli(
+        "train", "--resume", run, "--set", "train.batch_size=16", "--set", "model.filters=[4]"
+    )
+    assert refused.code == 2
+    assert "`train.batch_size`: 8 -> 16" in refused.stderr and "`model.filters`" in refused.stderr
+    assert_no_traceback(refused)
+
+    extended = run_cli("train", "--resume", run, "--set", "train.epochs=6", "--json")
+    assert extended.code == 0, extended.stderr
+    assert [row["epoch"] for row in history(run)] == ["1", "2", "3", "4", "5", "6"]
+    assert history(run)[:4] == history(resumable["reference"])
+    assert "epochs: 6" in (run / "pipeline.yaml").read_text()
+    assert json.loads((run / "run.json").read_text())["resumes"][-1]["changed"] == ["train.epochs"]
+
+
+def test_resume_of_something_else_is_a_clear_error(tmp_path: Path):
+    result = run_cli("train", "--resume", tmp_path)
+    assert result.code == 2 and "Cannot resume" in result.stderr
+    assert_no_traceback(result)
+
+
+MIRRORED = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from dlcli.cli.main import main
+sys.argv = ["dlcli", *sys.argv[1:]]
+main()
+"""
+
+
+def test_mirrored_strategy_over_two_logical_cpus(tmp_path: Path, small_digits: Path):
+    pipeline = write_pipeline(tmp_path / "p.yaml", small_digits)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MIRRORED,
+            "train",
+            str(pipeline),
+            "--json",
+            "--set",
+            "train.strategy=mirrored",
+            "--set",
+            "train.epochs=8",
+            "--set",
+            "train.steps_per_execution=3",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["strategy"] == "mirrored" and summary["replicas"] == 2
+    rows = history(Path(summary["run_dir"]))
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    assert summary["validation"]["accuracy"] > 0.3  # 10 classes: chance is 0.1
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_train_in_sync_with_one_set_of_artifacts(tmp_path: Path, small_digits: Path):
+    pipeline = write_pipeline(tmp_path / "p.yaml", small_digits)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CONFIG": tf_config}
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "dlcli",
+                    "train",
+                    str(pipeline),
+                    "--json",
+                    "--set",
+                    "train.epochs=3",
+                ],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+    chief, worker = (json.loads(out) for out, _ in outputs)
+    assert chief["strategy"] == worker["strategy"] == "multi_worker"
+    assert chief["replicas"] == 2
+    assert chief["train"] == worker["train"]  # in sync: the same weights, the same metrics
+    assert chief["validation"] == worker["validation"]
+    assert [p.name for p in (tmp_path / "runs" / "tiny").iterdir()] == ["1"]
+    assert (tmp_path / "runs/tiny/1/model.keras").is_file()
+    assert not Path(worker["run_dir"]).exists()  # the worker's scratch directory is gone
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains(tmp_path: Path, small_digits: Path, precision: str):
+    pipeline = write_pipeline(tmp_path / "p.yaml", small_digits)
+    result = run_cli(
+        "train",
+        pipeline,
+        "--json",
+        "--set",
+        f"train.precision={precision}",
+        "--set",
+        "train.epochs=3",
+        cwd=tmp_path,
+    )
+    assert result.code == 0, result.stderr
+    summary = result.json()
+    assert summary["precision"] == precision
+    rows = history(Path(summary["run_dir"]))
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
