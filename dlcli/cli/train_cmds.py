@@ -131,7 +131,6 @@ def train(
 ) -> None:
     """Train a pipeline into a new run directory, or resume a run."""
     from dlcli import console
-
     from dlcli.train.strategy import is_chief_process
 
     run_dir, summary = _train(pipeline, set_, output, runs_dir, quiet, resume)
