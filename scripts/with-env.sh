@@ -12,16 +12,21 @@ HASH="$(cat "$REPO/pyproject.toml" "$REPO/scripts/with-env.sh" | sha256sum | cut
 VENV="${DLCLI_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/dlcli/venv-$HASH}"
 
 if [ ! -f "$VENV/.complete" ]; then
-    echo "dlcli: building the Python environment in $VENV (a few minutes, once)" >&2
-    rm -rf "$VENV.tmp"
     mkdir -p "$(dirname "$VENV")"
-    "$PYTHON" -m venv "$VENV.tmp"
-    "$VENV.tmp/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV.tmp/bin/python" -m pip install --quiet "$REPO[dev]"
-    "$VENV.tmp/bin/python" -m pip uninstall --quiet --yes dlcli
-    touch "$VENV.tmp/.complete"
-    rm -rf "$VENV"
-    mv "$VENV.tmp" "$VENV"
+    # Venvs are not relocatable, so it is built in place; the marker file, written last,
+    # says it is whole, and the lock keeps two clones from building it at once.
+    exec 9>"$VENV.lock"
+    flock 9
+    if [ ! -f "$VENV/.complete" ]; then
+        echo "dlcli: building the Python environment in $VENV (a few minutes, once)" >&2
+        rm -rf "$VENV"
+        "$PYTHON" -m venv "$VENV"
+        "$VENV/bin/python" -m pip install --quiet --upgrade pip
+        "$VENV/bin/python" -m pip install --quiet "$REPO[dev]"
+        "$VENV/bin/python" -m pip uninstall --quiet --yes dlcli
+        touch "$VENV/.complete"
+    fi
+    flock -u 9
 fi
 
 SHIMS="$REPO/.shims"

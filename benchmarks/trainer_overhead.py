@@ -1,0 +1,109 @@
+"""dlcli's trainer against a plain hand-written `model.fit` script: same model, same data.
+
+Both train the same small CNN on the real sign-language digits (../shared) with the same
+tf.data pipeline recipe (parallel decode, cache, shuffle, batch, prefetch) and validate every
+epoch; dlcli also writes a checkpoint, TensorBoard scalars and history each epoch. Epochs
+alternate between the two in one process; the first epoch of each (tracing, cache fill) is
+not counted. Goal: median dlcli epoch / median model.fit epoch <= 1.05.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DATA = REPO.parent / "shared" / "data" / "sign_language_digits" / "Dataset"
+GOAL = 1.05
+
+PIPELINE = """
+name: overhead
+seed: 0
+data: {{type: image_folder, path: {data}, image_size: [{size}, {size}], channels: 3,
+        split: {{validation: 0.1, test: 0.2}}}}
+model: {{type: small_cnn, filters: [32, 64, 128], dense: [128]}}
+train: {{epochs: 1000, batch_size: {batch}, optimizer: {{type: adam, learning_rate: 0.001}},
+         steps_per_execution: {spe}}}
+"""
+
+
+def hand_written_fit(trainer, batch: int):  # type: ignore[no-untyped-def]
+    """What a careful Keras user writes by hand: tf.data in, model.fit out."""
+    import keras
+    import tensorflow as tf
+
+    from dlcli.models import create_model
+
+    data = trainer.data
+    train = (
+        data.splits["train"]
+        .shuffle(data.sizes["train"], seed=0)
+        .batch(batch, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    val = data.splits["validation"].batch(batch).prefetch(tf.data.AUTOTUNE)
+    model = create_model(trainer.cfg.model, input_shape=data.input_shape,
+                         num_classes=len(data.class_names))
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"], steps_per_execution=trainer.cfg.train.steps_per_execution)
+
+    def epoch() -> float:
+        start = time.perf_counter()
+        model.fit(train, validation_data=val, epochs=1, verbose=0)
+        return time.perf_counter() - start
+
+    return epoch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--epochs", type=int, default=6, help="timed epochs of each, plus one")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps-per-execution", type=int, default=1)
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        sys.exit(f"needs the sign-language digits in {DATA} (see ../shared/README.md)")
+
+    from dlcli.config.loader import load_pipeline_text
+    from dlcli.train.run import Trainer
+    from dlcli.train.state import TrainerState
+
+    text = PIPELINE.format(data=DATA, size=args.size, batch=args.batch,
+                           spe=args.steps_per_execution)
+    cfg = load_pipeline_text(text).config
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(cfg, Path(run_dir), show_progress=False)
+        state = TrainerState()
+        fit_epoch = hand_written_fit(trainer, args.batch)
+        dlcli_times, fit_times = [], []
+        for i in range(args.epochs + 1):
+            start = time.perf_counter()
+            trainer._train_epoch(state, cfg.train.epochs)
+            dlcli_times.append(time.perf_counter() - start)
+            fit_times.append(fit_epoch())
+            print(f"epoch {i + 1}: dlcli {dlcli_times[-1]:.2f}s  model.fit {fit_times[-1]:.2f}s",
+                  file=sys.stderr)
+    dlcli_s, fit_s = statistics.median(dlcli_times[1:]), statistics.median(fit_times[1:])
+    ratio = dlcli_s / fit_s
+    images = trainer.data.sizes["train"]
+    print(f"\nsign-language digits, {images} training images at {args.size}x{args.size}, "
+          f"batch {args.batch}, steps_per_execution {args.steps_per_execution}, "
+          f"median of {args.epochs} epochs\n")
+    print("| trainer | epoch time (s) | images/s |")
+    print("| --- | ---: | ---: |")
+    print(f"| hand-written `model.fit` | {fit_s:.2f} | {images / fit_s:.0f} |")
+    print(f"| dlcli (checkpoint + TensorBoard each epoch) | {dlcli_s:.2f} | {images / dlcli_s:.0f} |")
+    verdict = "met" if ratio <= GOAL else "MISSED"
+    print(f"| **ratio dlcli / model.fit** | **{ratio:.3f}** | goal <= {GOAL}: {verdict} |")
+
+
+if __name__ == "__main__":
+    main()
