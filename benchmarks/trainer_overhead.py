@@ -49,10 +49,15 @@ def hand_written_fit(trainer, batch: int):  # type: ignore[no-untyped-def]
         .prefetch(tf.data.AUTOTUNE)
     )
     val = data.splits["validation"].batch(batch).prefetch(tf.data.AUTOTUNE)
-    model = create_model(trainer.cfg.model, input_shape=data.input_shape,
-                         num_classes=len(data.class_names))
-    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
-                  metrics=["accuracy"], steps_per_execution=trainer.cfg.train.steps_per_execution)
+    model = create_model(
+        trainer.cfg.model, input_shape=data.input_shape, num_classes=len(data.class_names)
+    )
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=trainer.cfg.train.steps_per_execution,
+    )
 
     def epoch() -> float:
         start = time.perf_counter()
@@ -76,8 +81,9 @@ def main() -> None:
     from dlcli.train.run import Trainer
     from dlcli.train.state import TrainerState
 
-    text = PIPELINE.format(data=DATA, size=args.size, batch=args.batch,
-                           spe=args.steps_per_execution)
+    text = PIPELINE.format(
+        data=DATA, size=args.size, batch=args.batch, spe=args.steps_per_execution
+    )
     cfg = load_pipeline_text(text).config
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, Path(run_dir), show_progress=False)
@@ -89,18 +95,24 @@ def main() -> None:
             trainer._train_epoch(state, cfg.train.epochs)
             dlcli_times.append(time.perf_counter() - start)
             fit_times.append(fit_epoch())
-            print(f"epoch {i + 1}: dlcli {dlcli_times[-1]:.2f}s  model.fit {fit_times[-1]:.2f}s",
-                  file=sys.stderr)
+            print(
+                f"epoch {i + 1}: dlcli {dlcli_times[-1]:.2f}s  model.fit {fit_times[-1]:.2f}s",
+                file=sys.stderr,
+            )
     dlcli_s, fit_s = statistics.median(dlcli_times[1:]), statistics.median(fit_times[1:])
     ratio = dlcli_s / fit_s
     images = trainer.data.sizes["train"]
-    print(f"\nsign-language digits, {images} training images at {args.size}x{args.size}, "
-          f"batch {args.batch}, steps_per_execution {args.steps_per_execution}, "
-          f"median of {args.epochs} epochs\n")
+    print(
+        f"\nsign-language digits, {images} training images at {args.size}x{args.size}, "
+        f"batch {args.batch}, steps_per_execution {args.steps_per_execution}, "
+        f"median of {args.epochs} epochs\n"
+    )
     print("| trainer | epoch time (s) | images/s |")
     print("| --- | ---: | ---: |")
     print(f"| hand-written `model.fit` | {fit_s:.2f} | {images / fit_s:.0f} |")
-    print(f"| dlcli (checkpoint + TensorBoard each epoch) | {dlcli_s:.2f} | {images / dlcli_s:.0f} |")
+    print(
+        f"| dlcli (checkpoint + TensorBoard each epoch) | {dlcli_s:.2f} | {images / dlcli_s:.0f} |"
+    )
     verdict = "met" if ratio <= GOAL else "MISSED"
     print(f"| **ratio dlcli / model.fit** | **{ratio:.3f}** | goal <= {GOAL}: {verdict} |")
 
