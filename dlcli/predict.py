@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcli import runs
-from dlcli.data.images import IMAGE_EXTENSIONS, image_dataset
+from dlcli.data.images import IMAGE_EXTENSIONS, image_dataset, scan_images
 from dlcli.errors import ConfigError
 
 
@@ -18,6 +18,7 @@ from dlcli.errors import ConfigError
 class Predictions:
     rows: list[dict[str, Any]]
     seconds: float
+    skipped: list[str]
 
     @property
     def per_second(self) -> float:
@@ -56,7 +57,11 @@ def predict_files(
     model = load_model(model_path)
     _, height, width, channels = model.input_shape
     labels = runs.read_labels(directory, int(model.output_shape[-1]))
-    dataset = image_dataset(files, [0] * len(files), (height, width), channels)
+    scan = scan_images(files, [0] * len(files), on_bad_file="skip")
+    if not scan.good:
+        raise ConfigError(f"None of the {len(files)} input files is a readable image.")
+    files = scan.good
+    dataset = image_dataset(files, scan.labels, (height, width), channels)
     dataset = dataset.map(lambda x, y: x).batch(batch_size)
 
     import numpy as np
@@ -75,7 +80,7 @@ def predict_files(
         }
         for path, probs, indices in zip(files, probabilities, top, strict=True)
     ]
-    return Predictions(rows, seconds)
+    return Predictions(rows, seconds, skipped=[path for path, _ in scan.bad])
 
 
 def write_predictions(predictions: Predictions, path: Path) -> None:

@@ -74,7 +74,11 @@ TASKS: Registry[Callable[..., Any]] = Registry("task")
 # so loading them keeps `dlcli validate` and `dlcli list` instant.
 COMPONENT_MODULES = (
     "dlcli.data.image_folder",
+    "dlcli.data.manifest",
+    "dlcli.data.arrays",
+    "dlcli.data.tfds_source",
     "dlcli.models.small_cnn",
+    "dlcli.models.transfer",
     "dlcli.tasks.classification",
 )
 _loaded = False

@@ -11,7 +11,7 @@ import typer
 from dlcli.cli.options import JsonOpt
 
 PANEL = "Environment"
-KINDS = {"models": "MODELS", "data": "DATA_SOURCES", "tasks": "TASKS"}
+KINDS = {"models": "MODELS", "data": "DATA_SOURCES", "tasks": "TASKS", "backbones": ""}
 
 
 def info(json_: JsonOpt = False) -> None:
@@ -48,7 +48,9 @@ def info(json_: JsonOpt = False) -> None:
 
 
 def list_(
-    kind: Annotated[str, typer.Argument(help="models, data or tasks; all when omitted.")] = "all",
+    kind: Annotated[
+        str, typer.Argument(help="models, backbones, data or tasks; all when omitted.")
+    ] = "all",
     pattern: Annotated[str, typer.Argument(help="Glob on names, e.g. 'mobile*'.")] = "*",
 ) -> None:
     """List the registered model builders, data sources and tasks."""
@@ -64,10 +66,21 @@ def list_(
         )
     table = Table("kind", "name", "what", box=None)
     for name, attr in KINDS.items():
-        if kind in ("all", name):
-            reg = getattr(registry, attr)
-            for entry_name in reg.names(pattern):
-                table.add_row(name, entry_name, reg.get(entry_name).summary)
+        if kind not in ("all", name):
+            continue
+        if name == "backbones":
+            import fnmatch
+
+            from dlcli.models.backbones import BACKBONES
+
+            for entry in BACKBONES.values():
+                if fnmatch.fnmatch(entry.name, pattern):
+                    what = f"keras.applications, {entry.size}px, preprocess: {entry.module}"
+                    table.add_row(name, entry.name, what)
+            continue
+        reg = getattr(registry, attr)
+        for entry_name in reg.names(pattern):
+            table.add_row(name, entry_name, reg.get(entry_name).summary)
     console.out().print(table)
 
 

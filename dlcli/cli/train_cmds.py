@@ -151,6 +151,10 @@ def evaluate(
         typer.Option(help="Pipeline giving the data, for a bare .keras file."),
     ] = None,
     top_k: Annotated[Optional[int], typer.Option(help="Also report top-k accuracy.")] = None,
+    tta: Annotated[
+        Optional[str],
+        typer.Option(help="Test-time augmentation: none or flip (default: evaluate.tta)."),
+    ] = None,
     set_: SetOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -166,7 +170,13 @@ def evaluate(
             f"Invalid value for option `--split`. Received: {split}. "
             "Expected test, validation or train."
         )
-    report = evaluate_run(run, pipeline=pipeline, split=split, top_k=top_k, overrides=set_)
+    if tta not in (None, "none", "flip"):
+        from dlcli.errors import ConfigError
+
+        raise ConfigError(
+            f"Invalid value for option `--tta`. Received: {tta}. Expected none or flip."
+        )
+    report = evaluate_run(run, pipeline=pipeline, split=split, top_k=top_k, tta=tta, overrides=set_)
     _print_report(report)
     _emit_json(json_, report)
 
@@ -207,7 +217,14 @@ def predict(
     console.err().print(
         f"{len(result.rows)} images in {result.seconds:.2f}s ({result.per_second:.1f} images/s)"
     )
-    _emit_json(json_, {"predictions": result.rows, "images_per_second": result.per_second})
+    _emit_json(
+        json_,
+        {
+            "predictions": result.rows,
+            "images_per_second": result.per_second,
+            "skipped": result.skipped,
+        },
+    )
 
 
 def export(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, PositiveInt, create_model
+from pydantic import Field, PositiveInt, create_model, model_validator
 
 from dlcli.config.base import StrictModel
 from dlcli.registry import DATA_SOURCES, MODELS, TASKS, Registry, load_components
@@ -18,6 +18,9 @@ class EvaluateConfig(StrictModel):
     split: Literal["test", "validation", "train"] = "test"
     top_k: PositiveInt = Field(3, description="also report top-k accuracy")
     batch_size: PositiveInt | None = Field(None, description="defaults to train.batch_size")
+    tta: Literal["none", "flip"] = Field(
+        "none", description="test-time augmentation: average with mirrored images"
+    )
 
 
 ExportFormat = Literal["keras", "saved_model", "tflite"]
@@ -40,6 +43,22 @@ def _union(registry: Registry[Any]) -> Any:
     return Annotated[Union[configs], Field(discriminator="type")]
 
 
+def _image_size_from_model(pipeline: Any) -> Any:
+    """`data.image_size` left out: take the model's own input size (a backbone's, say)."""
+    data, model = pipeline.data, pipeline.model
+    if "image_size" in type(data).model_fields and data.image_size is None:
+        default = getattr(model, "default_image_size", lambda: None)()
+        if default is None and data.type != "npz":
+            raise ValueError(
+                f"data.image_size is required: model `{model.type}` has no default input size"
+            )
+        data.image_size = default
+    return pipeline
+
+
+_IMAGE_SIZE_FROM_MODEL: Any = model_validator(mode="after")(_image_size_from_model)
+
+
 @lru_cache(maxsize=1)
 def pipeline_model() -> type[StrictModel]:
     """Build the Pipeline model from whatever components are registered."""
@@ -57,4 +76,5 @@ def pipeline_model() -> type[StrictModel]:
         train=(TrainConfig, Field(default_factory=TrainConfig)),
         evaluate=(EvaluateConfig, Field(default_factory=EvaluateConfig)),
         export=(ExportConfig, Field(default_factory=ExportConfig)),
+        __validators__={"image_size_from_model": _IMAGE_SIZE_FROM_MODEL},
     )

@@ -1,44 +1,33 @@
-"""Images in class subfolders: `root/<class>/<image>`, split into train/validation/test by seed."""
+"""Images in class subfolders (`root/<class>/*`), or already split (`root/{train,val,test}/`)."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field
 
-from dlcli.config.base import ResolvedPath, StrictModel
-from dlcli.data.base import DataBundle
-from dlcli.data.images import IMAGE_EXTENSIONS, image_dataset
+from dlcli.config.base import ResolvedPath
+from dlcli.data.base import DataBundle, ImageOptions, SplitConfig, image_bundle, stratified_split
+from dlcli.data.images import IMAGE_EXTENSIONS
 from dlcli.errors import DataError
 from dlcli.registry import DATA_SOURCES
 
-
-class SplitConfig(StrictModel):
-    """Fractions of each class held out; the rest trains. Stratified and fixed by `seed`."""
-
-    validation: float = Field(0.1, ge=0.0, lt=1.0)
-    test: float = Field(0.2, ge=0.0, lt=1.0)
-
-    @model_validator(mode="after")
-    def _leave_some_for_training(self) -> SplitConfig:
-        if self.validation + self.test >= 1.0:
-            raise ValueError(
-                f"validation + test must be below 1, got {self.validation} + {self.test}"
-            )
-        return self
+SPLIT_FOLDERS = {
+    "train": ("train",),
+    "validation": ("val", "validation", "valid"),
+    "test": ("test",),
+}
 
 
-class ImageFolderConfig(StrictModel):
+class ImageFolderConfig(ImageOptions):
     """`data:` for `type: image_folder`."""
 
     type: Literal["image_folder"] = "image_folder"
-    path: ResolvedPath = Field(description="folder holding one subfolder per class")
-    image_size: tuple[PositiveInt, PositiveInt] = Field((224, 224), description="[height, width]")
-    channels: Literal[1, 3] = 3
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    cache: bool = Field(True, description="keep decoded images in memory after the first epoch")
+    path: ResolvedPath = Field(description="folder of class subfolders, or of train/val/test")
+    split: SplitConfig = Field(
+        default_factory=SplitConfig, description="used when the folder has no train/ subfolder"
+    )
 
 
 def list_class_folders(root: Path) -> dict[str, list[Path]]:
@@ -63,42 +52,38 @@ def list_class_folders(root: Path) -> dict[str, list[Path]]:
     return classes
 
 
-def stratified_split(
-    classes: dict[str, list[Path]], validation: float, test: float, seed: int
-) -> dict[str, tuple[list[str], list[int]]]:
-    """Per class, shuffle by seed and cut off test then validation; same seed, same split."""
-    out: dict[str, tuple[list[str], list[int]]] = {
-        s: ([], []) for s in ("train", "validation", "test")
-    }
-    for label, name in enumerate(sorted(classes)):
-        files = [str(f) for f in classes[name]]
-        random.Random(f"{seed}:{name}").shuffle(files)
-        n_test = round(len(files) * test)
-        n_val = round(len(files) * validation)
-        parts = {
-            "test": files[:n_test],
-            "validation": files[n_test : n_test + n_val],
-            "train": files[n_test + n_val :],
-        }
-        for split, chosen in parts.items():
-            out[split][0].extend(chosen)
-            out[split][1].extend([label] * len(chosen))
-    return out
+def given_split_folders(root: Path) -> dict[str, Path] | None:
+    """`root/train/` (+ `val/` or `validation/`, `test/`) when the user split the data already."""
+    if not (root / "train").is_dir():
+        return None
+    found = {}
+    for split, names in SPLIT_FOLDERS.items():
+        for name in names:
+            if (root / name).is_dir():
+                found[split] = root / name
+                break
+    return found
 
 
 @DATA_SOURCES.register("image_folder", config=ImageFolderConfig)
 def image_folder(config: ImageFolderConfig, *, seed: int) -> DataBundle:
-    """Images in class subfolders, split by seed (stratified)."""
+    """Images in class subfolders; given train/val/test folders or a stratified split by seed."""
+    given = given_split_folders(config.path)
+    if given:
+        per_split = {split: list_class_folders(folder) for split, folder in given.items()}
+        class_names = sorted(per_split["train"])
+        parts = {}
+        for split, classes in per_split.items():
+            unknown = sorted(set(classes) - set(class_names))
+            if unknown:
+                raise DataError(
+                    f"{given[split]} has classes that train/ lacks: {', '.join(unknown)}."
+                )
+            pairs = [(str(f), class_names.index(c)) for c in classes for f in classes[c]]
+            parts[split] = ([p for p, _ in pairs], [y for _, y in pairs])
+        return image_bundle(parts, class_names, config)
     classes = list_class_folders(config.path)
-    parts = stratified_split(classes, config.split.validation, config.split.test, seed)
-    splits, sizes = {}, {}
-    for name, (paths, labels) in parts.items():
-        ds = image_dataset(paths, labels, config.image_size, config.channels)
-        splits[name] = ds.cache() if config.cache else ds
-        sizes[name] = len(paths)
-    return DataBundle(
-        class_names=sorted(classes),
-        input_shape=(*config.image_size, config.channels),
-        splits=splits,
-        sizes=sizes,
-    )
+    class_names = sorted(classes)
+    items = [(str(f), class_names.index(c)) for c in class_names for f in classes[c]]
+    parts = stratified_split(items, config.split.validation, config.split.test, seed)
+    return image_bundle(parts, class_names, config)

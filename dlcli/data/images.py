@@ -1,23 +1,91 @@
-"""The one place images are decoded: training, evaluation and prediction all go through here."""
+"""The one place images are decoded: training, evaluation and prediction all go through here.
+
+Pillow does the decoding (inside tf.data, in parallel) because TensorFlow's decoders ignore EXIF
+orientation, cannot read WebP and decode a 3024x3024 JPEG at full size before shrinking it;
+Pillow's JPEG draft mode decodes such a photo directly at 1/2, 1/4 or 1/8 scale.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from dlcli.errors import DataError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+log = logging.getLogger("dlcli")
+
+
+def read_image(path: str | bytes, size: tuple[int, int], channels: int) -> np.ndarray:
+    """Decode one file to a uint8 [height, width, channels] array, upright and resized."""
+    from PIL import Image, ImageOps
+
+    if isinstance(path, bytes):
+        path = path.decode()
+    height, width = size
+    mode = "L" if channels == 1 else "RGB"
+    with Image.open(path) as opened:
+        opened.draft(mode, (width, height))  # JPEG only: decode at the smallest scale >= size
+        img: Any = ImageOps.exif_transpose(opened)
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(background, img.convert("RGBA"))
+        img = img.convert(mode).resize((width, height), Image.Resampling.BILINEAR)
+        array = np.asarray(img, dtype=np.uint8)
+    return array[..., None] if channels == 1 else array
+
+
+@dataclass
+class ScanResult:
+    good: list[str]
+    labels: list[Any]
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+
+def scan_images(paths: list[str], labels: list[Any], on_bad_file: str) -> ScanResult:
+    """Check every file's header before training: skip or fail on the unreadable ones."""
+    from PIL import Image, UnidentifiedImageError
+
+    result = ScanResult([], [])
+    for path, label in zip(paths, labels, strict=True):
+        try:
+            with Image.open(path) as img:
+                img.verify()
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if on_bad_file == "fail":
+                raise DataError(
+                    f"Cannot read image {path}: {reason}",
+                    hint="fix or remove the file, or set `data.on_bad_file: skip`",
+                ) from None
+            result.bad.append((path, reason))
+            continue
+        result.good.append(path)
+        result.labels.append(label)
+    return result
+
+
+def log_skipped(bad: list[tuple[str, str]]) -> None:
+    if bad:
+        log.warning("skipped %d unreadable image(s):", len(bad))
+        for path, reason in bad:
+            log.warning("  %s: %s", path, reason)
 
 
 def decode_image(path: Any, image_size: tuple[int, int], channels: int) -> Any:
-    """Read a file into a float32 [H, W, C] tensor of raw 0-255 pixels.
+    """The tf.data op: a float32 [H, W, C] tensor of raw 0-255 pixels.
 
     Normalisation lives in the model (its first layers), so a saved model takes raw pixels
     and training, evaluation and serving cannot drift apart.
     """
     import tensorflow as tf
 
-    data = tf.io.read_file(path)
-    image = tf.io.decode_image(data, channels=channels, expand_animations=False)
-    image = tf.image.resize(image, image_size, antialias=True)
+    image = tf.numpy_function(
+        lambda p: read_image(p, image_size, channels), [path], tf.uint8, stateful=False
+    )
     image = tf.ensure_shape(image, (*image_size, channels))
     return tf.cast(image, tf.float32)
 
@@ -36,3 +104,25 @@ def image_dataset(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
+
+
+def fit_image(image: Any, image_size: tuple[int, int] | None, channels: int) -> Any:
+    """An already-decoded tensor (TFDS, NumPy) to float32 [H, W, channels] raw pixels."""
+    import tensorflow as tf
+
+    image = tf.convert_to_tensor(image)
+    if image.shape.rank == 2:
+        image = image[..., None]
+    have = image.shape[-1]
+    if have == 4:
+        image = image[..., :3]
+        have = 3
+    if have == 1 and channels == 3:
+        image = tf.image.grayscale_to_rgb(image)
+    elif have == 3 and channels == 1:
+        image = tf.image.rgb_to_grayscale(image)
+    image = tf.cast(image, tf.float32)
+    if image_size is not None:
+        image = tf.image.resize(image, image_size, antialias=True)
+        image = tf.ensure_shape(image, (*image_size, channels))
+    return image

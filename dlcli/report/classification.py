@@ -83,3 +83,28 @@ def plot_confusion_matrix(matrix: list[list[int]], labels: list[str], path: Path
     fig.savefig(tmp)
     plt.close(fig)
     tmp.replace(path)
+
+
+def plot_misclassified(images: list[np.ndarray], captions: list[str], path: Path) -> None:
+    """Write a PNG grid of images (raw 0-255 pixels) with a caption under each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = min(4, len(images))
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(2.4 * columns, 2.8 * rows), dpi=100, squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, caption in zip(axes.flat, images, captions, strict=False):
+        pixels = np.clip(image, 0, 255).astype(np.uint8)
+        ax.imshow(pixels[..., 0] if pixels.shape[-1] == 1 else pixels, cmap="gray")
+        ax.set_title(caption, fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)

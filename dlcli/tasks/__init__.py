@@ -7,6 +7,6 @@ from typing import Any
 from dlcli.registry import TASKS
 
 
-def create_task(config: Any, *, num_classes: int) -> Any:
+def create_task(config: Any, *, class_names: list[str], class_counts: list[int]) -> Any:
     """The one public way to build a task from its validated config."""
-    return TASKS.get(config.type).fn(config, num_classes=num_classes)
+    return TASKS.get(config.type).fn(config, class_names=class_names, class_counts=class_counts)

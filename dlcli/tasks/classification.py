@@ -1,4 +1,4 @@
-"""Single-label classification: cross-entropy loss, accuracy and top-k accuracy."""
+"""Single-label classification: cross-entropy loss, accuracy, class weights, soft labels."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from dlcli.config.base import StrictModel
+from dlcli.errors import ConfigError
 from dlcli.registry import TASKS
 
 
@@ -15,6 +16,26 @@ class ClassificationConfig(StrictModel):
 
     type: Literal["classification"] = "classification"
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    class_weight: Literal["balanced"] | dict[str, float] | None = Field(
+        None, description="`balanced` (n / (classes * n_class)) or {class name: weight}"
+    )
+
+
+def class_weights(
+    config: ClassificationConfig, class_names: list[str], counts: list[int]
+) -> list[float] | None:
+    if config.class_weight is None:
+        return None
+    if config.class_weight == "balanced":
+        total, k = sum(counts), len(counts)
+        return [total / (k * c) if c else 0.0 for c in counts]
+    unknown = sorted(set(config.class_weight) - set(class_names))
+    if unknown:
+        raise ConfigError(
+            f"task.class_weight names unknown classes: {', '.join(unknown)}. "
+            f"Expected some of: {', '.join(class_names)}."
+        )
+    return [float(config.class_weight.get(name, 1.0)) for name in class_names]
 
 
 class ClassificationTask:
@@ -22,36 +43,42 @@ class ClassificationTask:
 
     Steps return per-replica *sums* (loss, correct, count); the trainer adds them across
     replicas and steps and divides at the end, so partial batches and any number of
-    replicas give exact epoch metrics.
+    replicas give exact epoch metrics. Labels are class indices, or soft one-hot rows when
+    mixup or cutmix made them.
     """
 
     monitor = "val_loss"
 
-    def __init__(self, config: ClassificationConfig, num_classes: int) -> None:
+    def __init__(
+        self, config: ClassificationConfig, num_classes: int, weights: list[float] | None = None
+    ) -> None:
         self.config = config
         self.num_classes = num_classes
+        self.weights = weights
 
     def per_example_loss(self, labels: Any, probabilities: Any) -> Any:
         import keras
         import tensorflow as tf
 
         probabilities = tf.cast(probabilities, tf.float32)
-        if self.config.label_smoothing:
-            one_hot = tf.one_hot(labels, self.num_classes)
-            return keras.losses.categorical_crossentropy(
-                one_hot, probabilities, label_smoothing=self.config.label_smoothing
-            )
-        return keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+        soft = labels.shape.rank == 2
+        one_hot = tf.cast(labels, tf.float32) if soft else tf.one_hot(labels, self.num_classes)
+        loss = keras.losses.categorical_crossentropy(
+            one_hot, probabilities, label_smoothing=self.config.label_smoothing
+        )
+        if self.weights is not None:
+            loss *= tf.reduce_sum(one_hot * tf.constant(self.weights, tf.float32), axis=-1)
+        return loss
 
     def batch_sums(self, labels: Any, probabilities: Any, per_example_loss: Any) -> dict[str, Any]:
         import tensorflow as tf
 
-        labels = tf.cast(labels, tf.int64)
+        truth = tf.argmax(labels, -1) if labels.shape.rank == 2 else tf.cast(labels, tf.int64)
         predicted = tf.argmax(probabilities, axis=-1)
         return {
             "loss": tf.reduce_sum(per_example_loss),
-            "correct": tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.float32)),
-            "count": tf.cast(tf.size(labels), tf.float32),
+            "correct": tf.reduce_sum(tf.cast(tf.equal(predicted, truth), tf.float32)),
+            "count": tf.cast(tf.shape(truth)[0], tf.float32),
         }
 
     @staticmethod
@@ -61,6 +88,9 @@ class ClassificationTask:
 
 
 @TASKS.register("classification", config=ClassificationConfig)
-def classification(config: ClassificationConfig, *, num_classes: int) -> ClassificationTask:
+def classification(
+    config: ClassificationConfig, *, class_names: list[str], class_counts: list[int]
+) -> ClassificationTask:
     """Single-label classification with cross-entropy."""
-    return ClassificationTask(config, num_classes)
+    weights = class_weights(config, class_names, class_counts)
+    return ClassificationTask(config, len(class_names), weights)

@@ -50,6 +50,20 @@ class CheckpointConfig(StrictModel):
     every_n_steps: PositiveInt | None = Field(None, description="also save every N steps")
 
 
+class FineTuneConfig(StrictModel):
+    """`train.fine_tune`: a second phase that unfreezes the model's pretrained backbone."""
+
+    epochs: PositiveInt = Field(description="epochs of this phase, after the first")
+    unfreeze: Literal["all"] | PositiveInt = Field(
+        "all", description="`all`, or the number of backbone layers to unfreeze from the top"
+    )
+    learning_rate: PositiveFloat = Field(1e-4, description="usually 10-100x lower")
+    lr_schedule: ScheduleConfig = Field(
+        default_factory=lambda: ScheduleConfig(type="cosine"),
+        description="the schedule of this phase",
+    )
+
+
 class TrainConfig(StrictModel):
     """`train:` how to fit the model."""
 
@@ -59,6 +73,9 @@ class TrainConfig(StrictModel):
     lr_schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     early_stopping: EarlyStoppingConfig | None = None
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    fine_tune: FineTuneConfig | None = Field(
+        None, description="then unfreeze the backbone (transfer models) for more epochs"
+    )
     strategy: Literal["auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu"] = "auto"
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     jit_compile: bool = False

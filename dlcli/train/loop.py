@@ -116,7 +116,13 @@ class StepRunner:
 
 
 def distribute(
-    strategy: Any, dataset: Any, global_batch_size: int, *, training: bool, skip_steps: int = 0
+    strategy: Any,
+    dataset: Any,
+    global_batch_size: int,
+    *,
+    training: bool,
+    skip_steps: int = 0,
+    batch_map: Callable[[Any, Any], Any] | None = None,
 ) -> tuple[Any, int]:
     """Shard and batch `dataset` for `strategy`; return the distributed dataset and the number
     of global steps one pass takes (for training, every worker runs exactly that many).
@@ -148,6 +154,8 @@ def distribute(
             ds = ds.batch(per_replica, drop_remainder=drop)
             batches_per_step = per_pipeline // per_replica
             ds = ds.take(holder["steps"] * batches_per_step).skip(skip_steps * batches_per_step)
+            if batch_map is not None:  # augmentation, on whole batches, training only
+                ds = ds.map(batch_map, num_parallel_calls=tf.data.AUTOTUNE)
         else:
             ds = ds.batch(per_replica)
         return ds.prefetch(tf.data.AUTOTUNE)

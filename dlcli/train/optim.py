@@ -16,7 +16,7 @@ def build_schedule(config: TrainConfig, steps_per_epoch: int) -> Any:
     warmup = int(sched.warmup_epochs * steps_per_epoch)
     if sched.type in ("constant", "reduce_on_plateau") and not warmup:
         return base
-    return _keras_warmup_schedule()(
+    return schedule_class()(
         kind=sched.type,
         base=base,
         warmup_steps=warmup,
@@ -55,7 +55,7 @@ def build_optimizer(config: TrainConfig, steps_per_epoch: int, precision: str) -
 _SCHEDULE_CLASS: Any = None
 
 
-def _keras_warmup_schedule() -> Any:
+def schedule_class() -> Any:
     """Define the schedule class lazily: Keras must not load when the config is only checked."""
     global _SCHEDULE_CLASS
     if _SCHEDULE_CLASS is not None:

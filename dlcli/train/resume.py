@@ -11,6 +11,7 @@ from dlcli.errors import ConfigError
 SAFE_PREFIXES = (
     "name",
     "train.epochs",
+    "train.fine_tune.epochs",
     "train.early_stopping",
     "train.lr_schedule",
     "train.checkpoint",

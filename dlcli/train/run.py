@@ -10,9 +10,10 @@ from typing import Any
 
 from dlcli import runs
 from dlcli.data import create_dataset
-from dlcli.errors import TrainingError
+from dlcli.errors import ConfigError, TrainingError
 from dlcli.models import create_model
 from dlcli.tasks import create_task
+from dlcli.train.config import TrainConfig
 from dlcli.train.loop import StepRunner, distribute
 from dlcli.train.optim import build_optimizer
 from dlcli.train.progress import EpochProgress
@@ -23,7 +24,11 @@ log = logging.getLogger("dlcli")
 
 
 class Trainer:
-    """Owns one training run: data, model, optimizer, checkpoints and the epoch loop."""
+    """Owns one training run: data, model, optimizer, checkpoints and the epoch loop.
+
+    Phase 1 trains what the model leaves trainable (a transfer model: its head); with
+    `train.fine_tune`, phase 2 unfreezes the backbone and trains on with a new optimizer.
+    """
 
     def __init__(self, cfg: Any, run_dir: Path, *, show_progress: bool = True) -> None:
         import keras
@@ -46,6 +51,7 @@ class Trainer:
         self.data = create_dataset(cfg.data, seed=cfg.seed)
         log.info("data: %s, classes: %s", self.data.sizes, ", ".join(self.data.class_names))
         self.train_data = self.data.split("train")
+        self.augment = self._augmenter()
         _, self.steps_per_epoch = self.epoch_dataset(0)
         self.val_data = None
         if self.data.sizes.get("validation", 0) > 0:
@@ -61,18 +67,8 @@ class Trainer:
                 input_shape=self.data.input_shape,
                 num_classes=len(self.data.class_names),
             )
-            self.optimizer = build_optimizer(cfg.train, self.steps_per_epoch, self.precision)
-            self.optimizer.build(self.model.trainable_variables)
-        self.task = create_task(cfg.task, num_classes=len(self.data.class_names))
-        self.runner = StepRunner(
-            self.choice.strategy,
-            self.model,
-            self.optimizer,
-            self.task,
-            jit_compile=cfg.train.jit_compile,
-        )
-        self.checkpoints = Checkpoints(
-            run_dir / "checkpoints", self.model, self.optimizer, cfg.train.checkpoint.keep
+        self.task = create_task(
+            cfg.task, class_names=self.data.class_names, class_counts=self.data.class_counts
         )
         self.writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
         self.progress = EpochProgress(show_progress)
@@ -80,6 +76,70 @@ class Trainer:
         self.monitor = es.monitor if es else ("val_loss" if self.val_data else "loss")
         # Losses go down; everything else (accuracy) goes up.
         self.sign = 1.0 if "loss" in self.monitor else -1.0
+        self.phase = 0
+        self._setup_phase(1)
+
+    def _augmenter(self) -> Any:
+        augment = getattr(self.cfg.data, "augment", None)
+        if augment is None or not augment.active():
+            return None
+        from dlcli.data.augment import build_augmenter
+
+        log.info("augmentation: %s", augment.model_dump(exclude_defaults=True))
+        return build_augmenter(augment, len(self.data.class_names), self.cfg.seed)
+
+    def phase_config(self, phase: int) -> TrainConfig:
+        train, ft = self.cfg.train, self.cfg.train.fine_tune
+        if phase == 1 or ft is None:
+            return train
+        optimizer = train.optimizer.model_copy(update={"learning_rate": ft.learning_rate})
+        return train.model_copy(
+            update={"optimizer": optimizer, "lr_schedule": ft.lr_schedule, "epochs": ft.epochs}
+        )
+
+    def _setup_phase(self, phase: int) -> None:
+        if phase == 2:
+            self._unfreeze_backbone()
+        with self.choice.strategy.scope():
+            self.optimizer = build_optimizer(
+                self.phase_config(phase), self.steps_per_epoch, self.precision
+            )
+            self.optimizer.build(self.model.trainable_variables)
+        self.runner = StepRunner(
+            self.choice.strategy,
+            self.model,
+            self.optimizer,
+            self.task,
+            jit_compile=self.cfg.train.jit_compile,
+        )
+        self.checkpoints = Checkpoints(
+            self.run_dir / "checkpoints",
+            self.model,
+            self.optimizer,
+            self.cfg.train.checkpoint.keep,
+        )
+        self.phase = phase
+
+    def _unfreeze_backbone(self) -> None:
+        try:
+            backbone = self.model.get_layer("backbone")
+        except ValueError:
+            raise ConfigError(
+                f"train.fine_tune needs a model with a pretrained backbone; "
+                f"`{self.cfg.model.type}` has none.",
+                hint="use `model.type: transfer`, or remove train.fine_tune",
+            ) from None
+        backbone.trainable = True
+        unfreeze = self.cfg.train.fine_tune.unfreeze
+        if unfreeze != "all":
+            for layer in backbone.layers[:-unfreeze]:
+                layer.trainable = False
+        trainable = sum(1 for layer in backbone.layers if layer.trainable and layer.weights)
+        log.info(
+            "fine-tuning: %d backbone layers with weights now train, learning rate %g",
+            trainable,
+            self.cfg.train.fine_tune.learning_rate,
+        )
 
     def epoch_dataset(self, epoch_index: int, skip_steps: int = 0) -> tuple[Any, int]:
         """Epoch `epoch_index` (0-based) always sees the same order: shuffled by seed + epoch."""
@@ -93,34 +153,70 @@ class Trainer:
             self.cfg.train.batch_size,
             training=True,
             skip_steps=skip_steps,
+            batch_map=self.augment,
         )
 
+    def planned_epochs(self, state: TrainerState) -> int:
+        ft = self.cfg.train.fine_tune
+        if ft is None:
+            return int(self.cfg.train.epochs)
+        first = state.phase_start if state.phase == 2 else self.cfg.train.epochs
+        return int(first + ft.epochs)
+
+    def _phase_done(self, state: TrainerState) -> bool:
+        if state.stopped_early:
+            return True
+        if state.phase == 1:
+            return bool(state.epoch >= self.cfg.train.epochs)
+        return bool(state.epoch >= state.phase_start + self.cfg.train.fine_tune.epochs)
+
     def fit(self, *, resume: bool = False) -> dict[str, Any]:
-        state = self.checkpoints.restore_latest() if resume else TrainerState()
-        epochs = self.cfg.train.epochs
+        state = TrainerState()
         if resume:
+            peek = self.checkpoints.peek_latest()
+            if peek is not None and peek.phase == 2:
+                self._setup_phase(2)
+            state = self.checkpoints.restore_latest()
             log.info(
-                "resuming after epoch %d, step %d (of %d epochs)", state.epoch, state.step, epochs
-            )
-            if state.stopped_early and epochs > state.epoch:
-                state.stopped_early, state.waited = False, 0  # extended: patience starts over
-        if resume and (state.epoch >= epochs or state.stopped_early):
-            log.info(
-                "the run is already complete (%d/%d epochs%s); extend it with --set train.epochs=N",
+                "resuming after epoch %d, step %d (of %d epochs)",
                 state.epoch,
-                epochs,
-                ", stopped early" if state.stopped_early else "",
+                state.step,
+                self.planned_epochs(state),
             )
+            planned = self.planned_epochs(state)
+            if state.stopped_early and planned > state.planned:
+                state.stopped_early, state.waited = False, 0  # extended: patience starts anew
+            elif state.stopped_early or state.epoch >= planned:
+                log.info(
+                    "the run is already complete (%d/%d epochs%s); extend it with "
+                    "--set train.epochs=N",
+                    state.epoch,
+                    planned,
+                    ", stopped early" if state.stopped_early else "",
+                )
         if not self.choice.is_chief:
             log.info("worker process: artifacts go to a temporary directory")
         runs.atomic_write_json(self.run_dir / runs.LABELS_FILE, self.data.class_names)
-        while state.epoch < epochs and not state.stopped_early:
-            self._train_epoch(state, epochs)
+        while True:
+            if self._phase_done(state):
+                if state.phase == 2 or self.cfg.train.fine_tune is None:
+                    break
+                self._start_fine_tuning(state)
+                continue
+            self._train_epoch(state)
         self.writer.flush()
         return self._finish(state)
 
-    def _train_epoch(self, state: TrainerState, epochs: int) -> None:
-        epoch = state.epoch + 1
+    def _start_fine_tuning(self, state: TrainerState) -> None:
+        es = self.cfg.train.early_stopping
+        if state.stopped_early and es and es.restore_best:
+            self.checkpoints.restore_best_weights()
+        state.phase, state.phase_start = 2, state.epoch
+        state.stopped_early, state.waited, state.plateau_waited = False, 0, 0
+        self._setup_phase(2)
+
+    def _train_epoch(self, state: TrainerState) -> None:
+        epoch, epochs = state.epoch + 1, self.planned_epochs(state)
         started = time.perf_counter()
         dist, steps = self.epoch_dataset(epoch - 1, skip_steps=state.step)
         iterator = iter(dist)
@@ -145,33 +241,37 @@ class Trainer:
                 )
             self.progress.advance(n, running)
             if every and state.step < steps and self.optimizer.iterations.numpy() % every == 0:
-                self.checkpoints.save(state, number=int(self.optimizer.iterations.numpy()))
-        logs = self._epoch_logs(epoch, state.totals, started)
-        state.history.append(logs)
-        state.epoch, state.step, state.totals = epoch, 0, {}
-        improved = self._track(state, logs)
-        self.progress.end(
-            epoch, epochs, {k: v for k, v in logs.items() if k != "seconds"}, logs["seconds"]
-        )
-        with self.writer.as_default(step=epoch):
-            import tensorflow as tf
+                self.checkpoints.save(state, number=self._checkpoint_number())
+        self._end_epoch(state, epoch, epochs, started)
 
-            for key, value in logs.items():
-                if key != "epoch":
-                    tf.summary.scalar(key, value)
-        self.checkpoints.save(state, number=int(self.optimizer.iterations.numpy()), best=improved)
-        runs.atomic_write_csv(self.run_dir / runs.HISTORY_FILE, state.history)
+    def _checkpoint_number(self) -> int:
+        # Unique across phases: phase 2 has a fresh optimizer whose step count restarts.
+        return int(self.optimizer.iterations.numpy()) + 10_000_000 * (self.phase - 1)
 
-    def _epoch_logs(self, epoch: int, totals: dict[str, float], started: float) -> dict[str, Any]:
+    def _end_epoch(self, state: TrainerState, epoch: int, epochs: int, started: float) -> None:
         import keras
+        import tensorflow as tf
 
-        logs: dict[str, Any] = {"epoch": epoch, **self.task.metrics(totals)}
+        logs: dict[str, Any] = {"epoch": epoch, **self.task.metrics(state.totals)}
         if self.val_data is not None:
-            val_sums = self.runner.evaluate(self.val_data, list(totals))
+            val_sums = self.runner.evaluate(self.val_data, list(state.totals))
             logs.update({f"val_{k}": v for k, v in self.task.metrics(val_sums).items()})
         logs["lr"] = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+        logs["phase"] = state.phase
         logs["seconds"] = round(time.perf_counter() - started, 3)
-        return logs
+        state.history.append(logs)
+        state.epoch, state.step, state.totals = epoch, 0, {}
+        state.planned = epochs
+        improved = self._track(state, logs)
+        with self.writer.as_default(step=epoch):
+            for key, value in logs.items():
+                if key not in ("epoch", "phase"):
+                    tf.summary.scalar(key, value)
+        self.checkpoints.save(state, number=self._checkpoint_number(), best=improved)
+        runs.atomic_write_csv(self.run_dir / runs.HISTORY_FILE, state.history)
+        # The epoch's line comes last: when it shows, the epoch is safely on disk.
+        shown = {k: v for k, v in logs.items() if k not in ("seconds", "phase")}
+        self.progress.end(epoch, epochs, shown, logs["seconds"])
 
     def _track(self, state: TrainerState, logs: dict[str, Any]) -> bool:
         """Update best / early stopping / reduce-on-plateau; return whether this epoch is best."""
@@ -181,9 +281,8 @@ class Trainer:
                 f"report. Expected one of: {', '.join(k for k in logs if k != 'epoch')}."
             )
         value = self.sign * logs[self.monitor]
-        es, sched = self.cfg.train.early_stopping, self.cfg.train.lr_schedule
-        min_delta = es.min_delta if es else 0.0
-        improved = value < state.best - min_delta
+        es, sched = self.cfg.train.early_stopping, self.phase_config(state.phase).lr_schedule
+        improved = value < state.best - (es.min_delta if es else 0.0)
         if improved:
             state.best, state.best_epoch = value, logs["epoch"]
             state.waited = state.plateau_waited = 0
@@ -213,7 +312,7 @@ class Trainer:
             final_epoch = state.best_epoch
         runs.save_model_atomic(self.model, self.run_dir / runs.MODEL_FILE)
         final = next(h for h in state.history if h["epoch"] == final_epoch)
-        skip = ("epoch", "lr", "seconds")
+        skip = ("epoch", "lr", "seconds", "phase")
         summary = {
             "epochs_run": len(state.history),
             "best_epoch": final_epoch,
@@ -224,6 +323,7 @@ class Trainer:
             "replicas": self.choice.replicas,
             "precision": self.precision,
             "data": self.data.sizes,
+            "skipped_files": len(self.data.skipped),
         }
         runs.atomic_write_json(self.run_dir / runs.METRICS_FILE, summary)
         return summary

@@ -24,6 +24,9 @@ class TrainerState:
     waited: int = 0  # epochs without improvement (early stopping)
     plateau_waited: int = 0  # epochs without improvement (reduce_on_plateau)
     stopped_early: bool = False
+    planned: int = 0  # epochs the run was set to do, at the last save
+    phase: int = 1  # 2 once train.fine_tune has unfrozen the backbone
+    phase_start: int = 0  # epochs done when the current phase began
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -71,6 +74,17 @@ class Checkpoints:
             )
         self.checkpoint.restore(path).expect_partial()
         return TrainerState.from_json(self._state.numpy().decode())
+
+    def peek_latest(self) -> TrainerState | None:
+        """The TrainerState of the latest checkpoint, without restoring anything."""
+        import tensorflow as tf
+
+        path = self.last.latest_checkpoint
+        if path is None:
+            return None
+        reader = tf.train.load_checkpoint(path)
+        raw = reader.get_tensor("trainer_state/.ATTRIBUTES/VARIABLE_VALUE")
+        return TrainerState.from_json(raw.decode() if isinstance(raw, bytes) else str(raw))
 
     def restore_best_weights(self) -> bool:
         path = self.best.latest_checkpoint

@@ -1,0 +1,179 @@
+"""Transfer learning: a pretrained backbone (keras.applications by name, or any saved model cut
+at a layer) under a new classification head. The backbone is frozen for the first phase and
+always runs with batch norm in inference mode; `train.fine_tune` unfreezes it later."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, PositiveInt, ValidationInfo, field_validator
+
+from dlcli.config.base import StrictModel
+from dlcli.errors import ConfigError
+from dlcli.models.backbones import BACKBONES
+from dlcli.registry import MODELS, did_you_mean
+
+log = logging.getLogger("dlcli")
+SAVED_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+class TransferConfig(StrictModel):
+    """`model:` for `type: transfer`."""
+
+    type: Literal["transfer"] = "transfer"
+    backbone: str = Field(
+        description="a keras.applications name (`dlcli list backbones`) or a .keras/.h5 file"
+    )
+    weights: str | None = Field(
+        "imagenet",
+        description="imagenet (downloaded once, cached in $KERAS_HOME/models), "
+        "none, or the path of a weights .h5",
+    )
+    backbone_args: dict[str, Any] = Field(
+        default_factory=dict, description="extra constructor arguments, e.g. {alpha: 0.25}"
+    )
+    cut_at: str | None = Field(None, description="saved-model backbones: the feature layer")
+    preprocess: Literal["auto", "none", "rescale", "symmetric"] = Field(
+        "auto", description="auto: the backbone's own preprocess_input (rescale for files)"
+    )
+    freeze_backbone: bool = Field(True, description="train only the head until fine_tune")
+    pooling: Literal["avg", "max", "flatten"] = "avg"
+    dense: list[PositiveInt] = Field(default_factory=list, description="hidden head layers")
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    l2: float = Field(0.0, ge=0.0)
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, value: str, info: ValidationInfo) -> str:
+        if value.lower().endswith(SAVED_MODEL_SUFFIXES):
+            return str(_resolve(value, info))
+        if value not in BACKBONES:
+            hint = did_you_mean(value, list(BACKBONES))
+            raise ValueError(
+                f"unknown backbone `{value}` (see `dlcli list backbones`)"
+                + (f"; {hint}" if hint else "")
+            )
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or value.lower() == "none":
+            return None
+        if value == "imagenet":
+            return value
+        return str(_resolve(value, info))
+
+    def default_image_size(self) -> tuple[int, int] | None:
+        entry = BACKBONES.get(self.backbone)
+        return (entry.size, entry.size) if entry else None
+
+
+def _resolve(value: str, info: ValidationInfo) -> Path:
+    path = Path(value).expanduser()
+    base = (info.context or {}).get("base_dir")
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path.resolve()
+
+
+def _application_backbone(config: TransferConfig, input_shape: tuple[int, ...]) -> Any:
+    import keras
+
+    entry = BACKBONES[config.backbone]
+    weights = config.weights
+    if weights and weights != "imagenet" and not Path(weights).is_file():
+        raise ConfigError(f"model.weights: file not found: {weights}")
+    build = getattr(keras.applications, entry.name)
+    try:
+        return build(
+            include_top=False,
+            weights=weights,
+            input_shape=(*input_shape[:2], 3),
+            **config.backbone_args,
+        )
+    except TypeError as exc:
+        raise ConfigError(f"model.backbone_args for {entry.name}: {exc}") from None
+    except Exception as exc:  # the ImageNet download, usually: offline machines land here
+        if weights != "imagenet":
+            raise
+        raise ConfigError(
+            f"Could not get the ImageNet weights of {entry.name}: {str(exc).splitlines()[0]}",
+            hint="offline? copy the weights file Keras wants (its name is in the message) into "
+            "$KERAS_HOME/models/ (default ~/.keras/models/), or set model.weights to its path",
+        ) from None
+
+
+def _saved_backbone(config: TransferConfig) -> Any:
+    import keras
+
+    from dlcli.models.layers import load_keras_model
+
+    path = Path(config.backbone)
+    if not path.is_file():
+        raise ConfigError(f"model.backbone: file not found: {path}")
+    model = load_keras_model(path)
+    names = [layer.name for layer in model.layers]
+    if config.cut_at is None:
+        # The last layer with spatial (rank-4) output: a CNN's feature map.
+        spatial = [layer for layer in model.layers if len(layer.output.shape) == 4]
+        cut = spatial[-1] if spatial else model.layers[-2]
+    elif config.cut_at in names:
+        cut = model.get_layer(config.cut_at)
+    else:
+        raise ConfigError(
+            f"model.cut_at: no layer `{config.cut_at}` in {path}.",
+            hint=did_you_mean(config.cut_at, names) or f"layers: {', '.join(names[-8:])} ...",
+        )
+    log.info("backbone %s cut at layer `%s` %s", path.name, cut.name, tuple(cut.output.shape))
+    return keras.Model(model.inputs, cut.output, name=f"{path.stem}_features")
+
+
+@MODELS.register("transfer", config=TransferConfig)
+def build_transfer_model(
+    config: TransferConfig, *, input_shape: tuple[int, ...], num_classes: int
+) -> Any:
+    """A pretrained backbone (keras.applications or a saved model) with a new head."""
+    import keras
+    from keras import layers
+
+    from dlcli.models.layers import custom_objects
+
+    from_file = config.backbone.lower().endswith(SAVED_MODEL_SUFFIXES)
+    base = _saved_backbone(config) if from_file else _application_backbone(config, input_shape)
+    backbone = keras.Model(base.inputs, base.outputs[0], name="backbone")
+    backbone.trainable = not config.freeze_backbone
+    mode: str = config.preprocess
+    if mode == "auto":
+        mode = "rescale" if from_file else BACKBONES[config.backbone].module
+    preprocess = custom_objects()["ImagePreprocess"](mode, name="preprocess")
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    wanted = backbone.input_shape[1:]
+    if input_shape[-1] == 1 and wanted[-1] == 3:
+        x = layers.Concatenate(name="gray_to_rgb")([x, x, x])
+    if wanted[0] is not None and tuple(wanted[:2]) != tuple(input_shape[:2]):
+        x = layers.Resizing(wanted[0], wanted[1], name="resize")(x)
+    x = preprocess(x)
+    # training=False keeps batch norm in inference mode, frozen or fine-tuned (Keras's advice).
+    x = backbone(x, training=False)
+    if len(x.shape) == 4:
+        pool = {
+            "avg": layers.GlobalAveragePooling2D,
+            "max": layers.GlobalMaxPooling2D,
+            "flatten": layers.Flatten,
+        }[config.pooling]
+        x = pool(name="pool")(x)
+    reg = keras.regularizers.L2(config.l2) if config.l2 else None
+    for i, units in enumerate(config.dense):
+        x = layers.Dropout(config.dropout, name=f"head_dropout{i + 1}")(x)
+        x = layers.Dense(
+            units, activation="relu", kernel_regularizer=reg, name=f"head_dense{i + 1}"
+        )(x)
+    x = layers.Dropout(config.dropout, name="head_dropout")(x)
+    x = layers.Dense(num_classes, kernel_regularizer=reg, name="logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=f"transfer_{backbone.name}")
