@@ -56,6 +56,8 @@ def load_pipeline_text(
         raise ConfigError(f"{name}: a pipeline is a mapping of sections (name, data, model, ...)")
     parsed = [parse_override(o) for o in overrides or []]
     apply_overrides(data, parsed)
+    if isinstance(data.get("task"), dict):
+        data["task"].setdefault("type", "classification")  # the default task needs no type
     base_dir = source.parent.resolve() if source else Path.cwd()
     model = pipeline_model()
     try:

@@ -177,3 +177,23 @@ def test_quickstart_reaches_95_percent(tmp_path: Path):
     assert doc["evaluation"]["accuracy"] >= 0.95
     assert doc["evaluation"]["examples"] == 359
     assert Path(doc["export"]["keras"]).is_file()
+
+
+def test_augmentation_and_class_weights_train(tmp_path: Path, small_digits: Path):
+    pipeline = write_pipeline(tmp_path / "p.yaml", small_digits)
+    result = run_cli(
+        "train",
+        pipeline,
+        "--json",
+        "--set",
+        "data.augment={translation: 0.1, contrast: 0.1, mixup: 0.2}",
+        "--set",
+        "task.class_weight=balanced",
+        "--set",
+        "train.epochs=6",
+        cwd=tmp_path,
+    )
+    assert result.code == 0, result.stderr
+    assert "augmentation: {'translation': 0.1" in result.stderr
+    rows = list(csv.DictReader((Path(result.json()["run_dir"]) / "history.csv").open()))
+    assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"])
