@@ -158,8 +158,9 @@ def build_transfer_model(
     if wanted[0] is not None and tuple(wanted[:2]) != tuple(input_shape[:2]):
         x = layers.Resizing(wanted[0], wanted[1], name="resize")(x)
     x = preprocess(x)
-    # training=False keeps batch norm in inference mode, frozen or fine-tuned (Keras's advice).
-    x = backbone(x, training=False)
+    # A frozen layer runs in inference mode in Keras 3, batch norm included; fine-tuning
+    # decides per layer (train.fine_tune.batch_norm) whether batch norm stays frozen.
+    x = backbone(x)
     if len(x.shape) == 4:
         pool = {
             "avg": layers.GlobalAveragePooling2D,

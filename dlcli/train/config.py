@@ -58,6 +58,11 @@ class FineTuneConfig(StrictModel):
         "all", description="`all`, or the number of backbone layers to unfreeze from the top"
     )
     learning_rate: PositiveFloat = Field(1e-4, description="usually 10-100x lower")
+    batch_norm: Literal["frozen", "train"] = Field(
+        "frozen",
+        description="frozen: batch norm keeps its pretrained statistics (Keras's advice); "
+        "train: it adapts to the new data",
+    )
     lr_schedule: ScheduleConfig = Field(
         default_factory=lambda: ScheduleConfig(type="cosine"),
         description="the schedule of this phase",

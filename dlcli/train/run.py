@@ -129,16 +129,21 @@ class Trainer:
                 f"`{self.cfg.model.type}` has none.",
                 hint="use `model.type: transfer`, or remove train.fine_tune",
             ) from None
+        from keras import layers
+
+        ft = self.cfg.train.fine_tune
         backbone.trainable = True
-        unfreeze = self.cfg.train.fine_tune.unfreeze
-        if unfreeze != "all":
-            for layer in backbone.layers[:-unfreeze]:
-                layer.trainable = False
+        for index, layer in enumerate(backbone.layers):
+            below = ft.unfreeze != "all" and index < len(backbone.layers) - ft.unfreeze
+            frozen_bn = ft.batch_norm == "frozen" and isinstance(layer, layers.BatchNormalization)
+            layer.trainable = not (below or frozen_bn)
         trainable = sum(1 for layer in backbone.layers if layer.trainable and layer.weights)
         log.info(
-            "fine-tuning: %d backbone layers with weights now train, learning rate %g",
+            "fine-tuning: %d backbone layers with weights now train (batch norm %s), "
+            "learning rate %g",
             trainable,
-            self.cfg.train.fine_tune.learning_rate,
+            ft.batch_norm,
+            ft.learning_rate,
         )
 
     def epoch_dataset(self, epoch_index: int, skip_steps: int = 0) -> tuple[Any, int]:

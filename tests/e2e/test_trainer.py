@@ -222,21 +222,22 @@ def test_two_workers_train_in_sync_with_one_set_of_artifacts(tmp_path: Path, sma
     assert not Path(worker["run_dir"]).exists()  # the worker's scratch directory is gone
 
 
-@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision_trains(tmp_path: Path, small_digits: Path, precision: str):
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["train.precision=mixed_float16"],
+        ["train.precision=mixed_bfloat16"],
+        ["train.jit_compile=true", "train.steps_per_execution=4"],
+    ],
+    ids=["float16", "bfloat16", "xla"],
+)
+def test_mixed_precision_and_xla_train(tmp_path: Path, small_digits: Path, options: list[str]):
     pipeline = write_pipeline(tmp_path / "p.yaml", small_digits)
-    result = run_cli(
-        "train",
-        pipeline,
-        "--json",
-        "--set",
-        f"train.precision={precision}",
-        "--set",
-        "train.epochs=3",
-        cwd=tmp_path,
-    )
+    sets = [x for option in options for x in ("--set", option)]
+    result = run_cli("train", pipeline, "--json", "--set", "train.epochs=3", *sets, cwd=tmp_path)
     assert result.code == 0, result.stderr
     summary = result.json()
-    assert summary["precision"] == precision
+    if "precision" in options[0]:
+        assert summary["precision"] == options[0].split("=")[1]
     rows = history(Path(summary["run_dir"]))
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
