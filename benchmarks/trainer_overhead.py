@@ -34,7 +34,7 @@ train: {{epochs: 1000, batch_size: {batch}, optimizer: {{type: adam, learning_ra
 """
 
 
-def hand_written_fit(trainer, batch: int):  # type: ignore[no-untyped-def]
+def hand_written_fit(trainer, batch: int, jit_compile: bool | str):  # type: ignore[no-untyped-def]
     """What a careful Keras user writes by hand: tf.data in, model.fit out."""
     import keras
     import tensorflow as tf
@@ -88,19 +88,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, Path(run_dir), show_progress=False)
         state = TrainerState()
-        fit_epoch = hand_written_fit(trainer, args.batch)
-        dlcli_times, fit_times = [], []
+        # Keras's default (jit_compile="auto": XLA where it can) and plain graph mode, which is
+        # what dlcli runs unless train.jit_compile is set.
+        fits = {
+            "auto": hand_written_fit(trainer, args.batch, "auto"),
+            "off": hand_written_fit(trainer, args.batch, False),
+        }
+        dlcli_times: list[float] = []
+        fit_times: dict[str, list[float]] = {k: [] for k in fits}
         for i in range(args.epochs + 1):
             start = time.perf_counter()
-            trainer._train_epoch(state, cfg.train.epochs)
+            trainer._train_epoch(state)
             dlcli_times.append(time.perf_counter() - start)
-            fit_times.append(fit_epoch())
-            print(
-                f"epoch {i + 1}: dlcli {dlcli_times[-1]:.2f}s  model.fit {fit_times[-1]:.2f}s",
-                file=sys.stderr,
-            )
-    dlcli_s, fit_s = statistics.median(dlcli_times[1:]), statistics.median(fit_times[1:])
-    ratio = dlcli_s / fit_s
+            for key, epoch in fits.items():
+                fit_times[key].append(epoch())
+            shown = "  ".join(f"model.fit (jit {k}) {v[-1]:.2f}s" for k, v in fit_times.items())
+            print(f"epoch {i + 1}: dlcli {dlcli_times[-1]:.2f}s  {shown}", file=sys.stderr)
+    dlcli_s = statistics.median(dlcli_times[1:])
+    fit_medians = {k: statistics.median(v[1:]) for k, v in fit_times.items()}
+    ratio = dlcli_s / min(fit_medians.values())  # against the faster of the two
     images = trainer.data.sizes["train"]
     print(
         f"\nsign-language digits, {images} training images at {args.size}x{args.size}, "
@@ -109,12 +115,17 @@ def main() -> None:
     )
     print("| trainer | epoch time (s) | images/s |")
     print("| --- | ---: | ---: |")
-    print(f"| hand-written `model.fit` | {fit_s:.2f} | {images / fit_s:.0f} |")
+    for key, label in (
+        ("auto", 'jit_compile="auto" (Keras default)'),
+        ("off", "jit_compile=False"),
+    ):
+        seconds = fit_medians[key]
+        print(f"| hand-written `model.fit`, {label} | {seconds:.2f} | {images / seconds:.0f} |")
     print(
         f"| dlcli (checkpoint + TensorBoard each epoch) | {dlcli_s:.2f} | {images / dlcli_s:.0f} |"
     )
     verdict = "met" if ratio <= GOAL else "MISSED"
-    print(f"| **ratio dlcli / model.fit** | **{ratio:.3f}** | goal <= {GOAL}: {verdict} |")
+    print(f"| **ratio dlcli / faster model.fit** | **{ratio:.3f}** | goal <= {GOAL}: {verdict} |")
 
 
 if __name__ == "__main__":
