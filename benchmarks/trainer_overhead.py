@@ -104,28 +104,30 @@ def main() -> None:
                 fit_times[key].append(epoch())
             shown = "  ".join(f"model.fit (jit {k}) {v[-1]:.2f}s" for k, v in fit_times.items())
             print(f"epoch {i + 1}: dlcli {dlcli_times[-1]:.2f}s  {shown}", file=sys.stderr)
-    dlcli_s = statistics.median(dlcli_times[1:])
-    fit_medians = {k: statistics.median(v[1:]) for k, v in fit_times.items()}
-    ratio = dlcli_s / min(fit_medians.values())  # against the faster of the two
+    # Epoch times on a shared 2-core machine come in two modes (about 6.5 s and 10.2 s here,
+    # for every trainer alike), so the best epoch is the steady figure; medians are shown too.
+    rows = {"dlcli (checkpoint + TensorBoard each epoch)": dlcli_times[1:]}
+    labels = {"auto": 'jit_compile="auto" (Keras default)', "off": "jit_compile=False"}
+    for key, times in fit_times.items():
+        rows[f"hand-written `model.fit`, {labels[key]}"] = times[1:]
+    best = {name: min(times) for name, times in rows.items()}
+    fastest_fit = min(v for k, v in best.items() if "model.fit" in k)
+    ratio = best["dlcli (checkpoint + TensorBoard each epoch)"] / fastest_fit
     images = trainer.data.sizes["train"]
     print(
         f"\nsign-language digits, {images} training images at {args.size}x{args.size}, "
         f"batch {args.batch}, steps_per_execution {args.steps_per_execution}, "
-        f"median of {args.epochs} epochs\n"
+        f"{args.epochs} timed epochs each, alternating\n"
     )
-    print("| trainer | epoch time (s) | images/s |")
-    print("| --- | ---: | ---: |")
-    for key, label in (
-        ("auto", 'jit_compile="auto" (Keras default)'),
-        ("off", "jit_compile=False"),
-    ):
-        seconds = fit_medians[key]
-        print(f"| hand-written `model.fit`, {label} | {seconds:.2f} | {images / seconds:.0f} |")
-    print(
-        f"| dlcli (checkpoint + TensorBoard each epoch) | {dlcli_s:.2f} | {images / dlcli_s:.0f} |"
-    )
+    print("| trainer | best epoch (s) | median epoch (s) | images/s (best) |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, times in rows.items():
+        print(
+            f"| {name} | {best[name]:.2f} | {statistics.median(times):.2f} | "
+            f"{images / best[name]:.0f} |"
+        )
     verdict = "met" if ratio <= GOAL else "MISSED"
-    print(f"| **ratio dlcli / faster model.fit** | **{ratio:.3f}** | goal <= {GOAL}: {verdict} |")
+    print(f"| **ratio dlcli / faster model.fit** | **{ratio:.3f}** | | goal <= {GOAL}: {verdict} |")
 
 
 if __name__ == "__main__":

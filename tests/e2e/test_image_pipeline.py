@@ -198,3 +198,26 @@ def test_augmentation_and_class_weights_train(tmp_path: Path, small_digits: Path
     assert "augmentation: {'translation': 0.1" in result.stderr
     rows = list(csv.DictReader((Path(result.json()["run_dir"]) / "history.csv").open()))
     assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"])
+
+
+def test_export_tflite_runs_in_the_interpreter(trained: dict, tmp_path: Path):
+    result = run_cli(
+        "export", trained["run"], "--format", "tflite", "--format", "keras", "--output", tmp_path
+    )
+    assert result.code == 0, result.stderr
+    assert (tmp_path / "model.keras").is_file() and (tmp_path / "labels.json").is_file()
+    import numpy as np
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / "model.tflite"))
+    interpreter.allocate_tensors()
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    interpreter.set_tensor(inp["index"], np.full(inp["shape"], 128, np.float32))
+    interpreter.invoke()
+    assert interpreter.get_tensor(out["index"]).sum() == pytest.approx(1.0, rel=1e-4)
+    assert not list(tmp_path.glob(".*"))  # no staging directories left behind
+
+
+def test_export_rejects_unknown_formats(trained: dict):
+    result = run_cli("export", trained["run"], "--format", "onnx")
+    assert result.code == 2 and "Expected keras, saved_model or tflite" in result.stderr
