@@ -241,3 +241,18 @@ def test_mixed_precision_and_xla_train(tmp_path: Path, small_digits: Path, optio
         assert summary["precision"] == options[0].split("=")[1]
     rows = history(Path(summary["run_dir"]))
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+
+
+def test_info_shows_the_strategy_auto_would_pick():
+    result = run_cli("info", "--json")
+    assert result.code == 0, result.stderr
+    facts = result.json()
+    assert facts["strategy"] == "cpu" and facts["precision"] == "float32"
+    assert any(d.startswith("CPU") for d in facts["devices"])
+    cluster = {
+        "cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
+        "task": {"type": "worker", "index": 1},
+    }
+    result = run_cli("info", "--json", env={"TF_CONFIG": json.dumps(cluster)})
+    assert result.json()["strategy"] == "multi_worker"
+    assert "TF_CONFIG" in result.json()["strategy_reason"]
