@@ -11,25 +11,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-DATA = REPO.parent / "shared" / "data" / "sign_language_digits" / "Dataset"
+from _shared import SIGNS, signs_data_section
+
 GOAL = 1.1
 
 PIPELINE = """
 name: input_bench
 seed: 0
-data: {{type: image_folder, path: {data}, image_size: [{size}, {size}], channels: 3,
-        split: {{validation: 0.1, test: 0.2}}}}
-model: {{type: transfer, backbone: MobileNet, backbone_args: {{alpha: 0.25}}, weights: null,
+{data}model: {{type: transfer, backbone: MobileNet, backbone_args: {{alpha: 0.25}}, weights: null,
          freeze_backbone: false}}
 train: {{epochs: 100, batch_size: {batch}, steps_per_execution: 1}}
 """
@@ -40,7 +34,7 @@ def decode_throughput(size: int) -> list[tuple[str, float]]:
 
     from dlcli.data.images import image_dataset, read_image
 
-    files = sorted(str(p) for p in DATA.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
+    files = sorted(str(p) for p in SIGNS.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
     start = time.perf_counter()
     for path in files:
         read_image(path, (size, size), 3)
@@ -69,7 +63,7 @@ def step_times(size: int, batch: int, steps: int) -> tuple[float, float]:
     from dlcli.config.loader import load_pipeline_text
     from dlcli.train.run import Trainer
 
-    cfg = load_pipeline_text(PIPELINE.format(data=DATA, size=size, batch=batch)).config
+    cfg = load_pipeline_text(PIPELINE.format(data=signs_data_section(size), batch=batch)).config
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, Path(run_dir), show_progress=False)
         real, _ = trainer.epoch_dataset(0)
@@ -103,8 +97,6 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args()
-    if not DATA.is_dir():
-        sys.exit(f"needs the sign-language digits in {DATA} (see ../shared/README.md)")
     rows = decode_throughput(args.size)
     print(f"\nsign-language digits, 2,062 JPEGs (three 3024x3024) to {args.size}x{args.size} RGB\n")
     print("| loader | images/s |")

@@ -10,25 +10,20 @@ not counted. Goal: median dlcli epoch / median model.fit epoch <= 1.05.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-DATA = REPO.parent / "shared" / "data" / "sign_language_digits" / "Dataset"
+from _shared import signs_data_section
+
 GOAL = 1.05
 
 PIPELINE = """
 name: overhead
 seed: 0
-data: {{type: image_folder, path: {data}, image_size: [{size}, {size}], channels: 3,
-        split: {{validation: 0.1, test: 0.2}}}}
-model: {{type: small_cnn, filters: [32, 64, 128], dense: [128]}}
+{data}model: {{type: small_cnn, filters: [32, 64, 128], dense: [128]}}
 train: {{epochs: 1000, batch_size: {batch}, optimizer: {{type: adam, learning_rate: 0.001}},
          steps_per_execution: {spe}}}
 """
@@ -74,15 +69,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps-per-execution", type=int, default=1)
     args = parser.parse_args()
-    if not DATA.is_dir():
-        sys.exit(f"needs the sign-language digits in {DATA} (see ../shared/README.md)")
 
     from dlcli.config.loader import load_pipeline_text
     from dlcli.train.run import Trainer
     from dlcli.train.state import TrainerState
 
     text = PIPELINE.format(
-        data=DATA, size=args.size, batch=args.batch, spe=args.steps_per_execution
+        data=signs_data_section(args.size), batch=args.batch, spe=args.steps_per_execution
     )
     cfg = load_pipeline_text(text).config
     with tempfile.TemporaryDirectory() as run_dir:
