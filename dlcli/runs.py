@@ -87,7 +87,9 @@ def git_commit(directory: Path) -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
 
 
 def run_metadata(pipeline_path: Path | None) -> dict[str, Any]:

@@ -175,6 +175,9 @@ class Trainer:
             return bool(state.epoch >= self.cfg.train.epochs)
         return bool(state.epoch >= state.phase_start + self.cfg.train.fine_tune.epochs)
 
+    def _complete(self, state: TrainerState) -> bool:
+        return self._phase_done(state) and (state.phase == 2 or self.cfg.train.fine_tune is None)
+
     def fit(self, *, resume: bool = False) -> dict[str, Any]:
         state = TrainerState()
         if resume:
@@ -182,16 +185,13 @@ class Trainer:
             if peek is not None and peek.phase == 2:
                 self._setup_phase(2)
             state = self.checkpoints.restore_latest()
-            log.info(
-                "resuming after epoch %d, step %d (of %d epochs)",
-                state.epoch,
-                state.step,
-                self.planned_epochs(state),
-            )
             planned = self.planned_epochs(state)
+            log.info(
+                "resuming after epoch %d, step %d (of %d epochs)", state.epoch, state.step, planned
+            )
             if state.stopped_early and planned > state.planned:
                 state.stopped_early, state.waited = False, 0  # extended: patience starts anew
-            elif state.stopped_early or state.epoch >= planned:
+            elif self._complete(state):
                 log.info(
                     "the run is already complete (%d/%d epochs%s); extend it with "
                     "--set train.epochs=N",
@@ -202,13 +202,11 @@ class Trainer:
         if not self.choice.is_chief:
             log.info("worker process: artifacts go to a temporary directory")
         runs.atomic_write_json(self.run_dir / runs.LABELS_FILE, self.data.class_names)
-        while True:
-            if self._phase_done(state):
-                if state.phase == 2 or self.cfg.train.fine_tune is None:
-                    break
+        while not self._complete(state):
+            if self._phase_done(state):  # phase 1 is over and fine-tuning follows
                 self._start_fine_tuning(state)
-                continue
-            self._train_epoch(state)
+            else:
+                self._train_epoch(state)
         self.writer.flush()
         return self._finish(state)
 
