@@ -27,8 +27,15 @@ def history(run: Path) -> list[dict[str, str]]:
     return rows
 
 
-def checkpoint_numbers(run: Path) -> list[int]:
-    return [int(p.name[5:-6]) for p in (run / "checkpoints").glob("ckpt-*.index")] or [0]
+def latest_checkpoint(run: Path) -> int:
+    """The step of the checkpoint a resume would use (TF updates this file atomically)."""
+    state = run / "checkpoints" / "checkpoint"
+    found = (
+        re.search(r'model_checkpoint_path: "ckpt-(\d+)"', state.read_text())
+        if (state.is_file())
+        else None
+    )
+    return int(found.group(1)) if found else 0
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +86,9 @@ def test_sigkill_mid_epoch_then_resume_finishes_the_same_run(resumable: dict):
         if line.startswith("epoch 2/4"):
             break
     # Kill right after the first step checkpoint of epoch 3: mid-epoch, whatever the speed.
-    end_of_epoch_2 = max(checkpoint_numbers(run))
+    end_of_epoch_2 = latest_checkpoint(run)
     deadline = time.monotonic() + 120
-    while max(checkpoint_numbers(run)) == end_of_epoch_2 and time.monotonic() < deadline:
+    while latest_checkpoint(run) == end_of_epoch_2 and time.monotonic() < deadline:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
