@@ -21,12 +21,6 @@ from dlcli.report.classification import (
 MISCLASSIFIED_SHOWN = 16
 
 
-def load_model(path: Path) -> Any:
-    from dlcli.models.layers import load_keras_model
-
-    return load_keras_model(path)
-
-
 def predict_probabilities(model: Any, images: Any, tta: str) -> np.ndarray:
     """Class probabilities; with `tta: flip`, averaged with those of the mirrored images."""
     probabilities = model.predict(images, verbose=0)
@@ -61,7 +55,9 @@ def evaluate_run(
     tta = tta or cfg.evaluate.tta
     batch_size = cfg.evaluate.batch_size or cfg.train.batch_size
 
-    model = load_model(model_path)
+    from dlcli.models.layers import load_keras_model
+
+    model = load_keras_model(model_path)
     data = create_dataset(cfg.data, seed=cfg.seed)
     labels = runs.read_labels(directory, len(data.class_names))
     if labels != data.class_names and (directory / runs.LABELS_FILE).is_file():

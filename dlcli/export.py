@@ -12,12 +12,12 @@ from dlcli import runs
 
 def export_run(target: Path, formats: list[str], output: Path | None = None) -> dict[str, str]:
     """Write each format under `output` (default: RUN/export/) atomically; return their paths."""
-    from dlcli.evaluate import load_model
+    from dlcli.models.layers import load_keras_model
 
     model_path, directory = runs.find_model(target)
     output = output or directory / "export"
     output.mkdir(parents=True, exist_ok=True)
-    model = load_model(model_path)
+    model = load_keras_model(model_path)
     written: dict[str, str] = {}
     for fmt in formats:
         if fmt == "keras":

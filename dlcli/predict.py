@@ -50,11 +50,11 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 def predict_files(
     target: Path, inputs: list[str], *, top_k: int = 3, batch_size: int = 64
 ) -> Predictions:
-    from dlcli.evaluate import load_model
+    from dlcli.models.layers import load_keras_model
 
     model_path, directory = runs.find_model(target)
     files = expand_inputs(inputs)
-    model = load_model(model_path)
+    model = load_keras_model(model_path)
     _, height, width, channels = model.input_shape
     labels = runs.read_labels(directory, int(model.output_shape[-1]))
     scan = scan_images(files, [0] * len(files), on_bad_file="skip")

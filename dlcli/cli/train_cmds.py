@@ -48,12 +48,12 @@ def _train(
         loaded, run_dir = _prepare_resume(resume, pipeline, set_, write=chief)
     else:
         loaded = _load(pipeline, set_)
-        run_dir = runs.new_run_dir(loaded.config.name, runs_dir, output) if chief else Path()
+        if chief:
+            run_dir = runs.new_run_dir(loaded.config.name, runs_dir, output)
+            runs.write_run_header(run_dir, loaded.config, loaded.path)
     if not chief:
         # Only the chief writes artifacts; other workers keep theirs in a scratch directory.
         run_dir = Path(tempfile.mkdtemp(prefix="dlcli-worker-"))
-    elif resume is None:
-        runs.write_run_header(run_dir, loaded.config, loaded.path)
     handler: Any = log_to_file(run_dir / runs.LOG_FILE)
     try:
         log.info("run directory %s", run_dir)
