@@ -12,9 +12,10 @@ from dlcli import runs
 
 def export_run(target: Path, formats: list[str], output: Path | None = None) -> dict[str, str]:
     """Write each format under `output` (default: RUN/export/) atomically; return their paths."""
-    from dlcli.models.layers import load_keras_model
+    from dlcli.models.loading import load_keras_model
 
-    model_path, directory = runs.find_model(target)
+    handle = runs.open_run(target)
+    model_path, directory = handle.model_path, handle.directory
     output = output or directory / "export"
     output.mkdir(parents=True, exist_ok=True)
     model = load_keras_model(model_path)
@@ -44,9 +45,16 @@ def export_run(target: Path, formats: list[str], output: Path | None = None) -> 
         else:  # the schema only lets known formats through
             raise ValueError(fmt)
         written[fmt] = str(final.resolve())
-    labels = directory / runs.LABELS_FILE
-    if labels.is_file() and output != directory:
-        shutil.copyfile(labels, output / runs.LABELS_FILE)
+    if output != directory:  # what predicting with the export needs besides the model
+        from dlcli.data.base import SPEC_FILE
+        from dlcli.registry import TASKS
+
+        names = [SPEC_FILE, runs.PIPELINE_FILE]
+        if handle.config is not None:
+            names += getattr(TASKS.get(handle.config.task.type).fn, "artifact_files", ())
+        for name in names:
+            if (directory / name).is_file():
+                shutil.copyfile(directory / name, output / name)
     return written
 
 

@@ -1,104 +1,117 @@
-"""Predict labels for image files, folders and globs with a trained model."""
+"""Predict with a trained run: files are decoded by the run's own data source (exactly as in
+training), the model runs batch by batch, and the task turns outputs into rows as they come."""
 
 from __future__ import annotations
 
+import csv
 import glob
 import json
+import os
+import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dlcli import runs
-from dlcli.data.images import IMAGE_EXTENSIONS, image_dataset, scan_images
 from dlcli.errors import ConfigError
 
 
 @dataclass
-class Predictions:
-    rows: list[dict[str, Any]]
-    seconds: float
-    skipped: list[str]
+class Prediction:
+    """Rows are produced lazily by `rows()`; `seconds` and `count` are final once it is done."""
+
+    handle: Any
+    task: Any
+    inputs: Any  # ReadInputs
+    top_k: int
+    batch_size: int
+    seconds: float = 0.0
+    count: int = 0
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def per_second(self) -> float:
-        return len(self.rows) / self.seconds if self.seconds else 0.0
+        return self.count / self.seconds if self.seconds else 0.0
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        from dlcli.models.loading import load_keras_model
+
+        model = load_keras_model(self.handle.model_path)
+        started = time.perf_counter()
+        for batch in self.inputs.dataset.batch(self.batch_size):
+            outputs = self.task.predict_outputs(model, batch)
+            paths = self.inputs.paths[self.count : self.count + len(outputs)]
+            self.count += len(paths)
+            yield from self.task.predict_rows(outputs, paths, top_k=self.top_k)
+            self.seconds = time.perf_counter() - started
 
 
-def expand_inputs(inputs: list[str]) -> list[str]:
-    """Files as given, folders searched recursively for images, globs expanded; order kept."""
+def expand_inputs(inputs: list[str], extensions: tuple[str, ...]) -> list[str]:
+    """Files as given, folders searched recursively, globs expanded; order kept."""
     found: list[str] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+            found += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in extensions)
         elif path.is_file():
             found.append(str(path))
         elif any(ch in item for ch in "*?["):
             matches = sorted(glob.glob(item, recursive=True))
-            found += [m for m in matches if Path(m).suffix.lower() in IMAGE_EXTENSIONS]
+            found += [m for m in matches if Path(m).suffix.lower() in extensions]
         else:
-            raise ConfigError(f"Input not found: {item}", hint="give image files, folders or globs")
+            raise ConfigError(f"Input not found: {item}", hint="give files, folders or globs")
     if not found:
         raise ConfigError(
-            f"No images found in: {', '.join(inputs)}",
-            hint=f"supported extensions: {', '.join(IMAGE_EXTENSIONS)}",
+            f"No inputs found in: {', '.join(inputs)}",
+            hint=f"supported extensions: {', '.join(extensions)}",
         )
     return found
 
 
 def predict_files(
     target: Path, inputs: list[str], *, top_k: int = 3, batch_size: int = 64
-) -> Predictions:
-    from dlcli.models.layers import load_keras_model
+) -> Prediction:
+    """Prepare a prediction over `inputs` with the run `target`; iterate `.rows()` to run it."""
+    from dlcli.tasks import create_task
 
-    model_path, directory = runs.find_model(target)
-    files = expand_inputs(inputs)
-    model = load_keras_model(model_path)
-    _, height, width, channels = model.input_shape
-    labels = runs.read_labels(directory, int(model.output_shape[-1]))
-    scan = scan_images(files, [0] * len(files), on_bad_file="skip")
-    if not scan.good:
-        raise ConfigError(f"None of the {len(files)} input files is a readable image.")
-    files = scan.good
-    dataset = image_dataset(files, scan.labels, (height, width), channels)
-    dataset = dataset.map(lambda x, y: x).batch(batch_size)
-
-    import numpy as np
-
-    started = time.perf_counter()
-    probabilities = model.predict(dataset, verbose=0)
-    seconds = time.perf_counter() - started
-    k = min(top_k, len(labels))
-    top = np.argsort(-probabilities, axis=1)[:, :k]
-    rows = [
-        {
-            "path": path,
-            "label": labels[int(indices[0])],
-            "probability": float(probs[indices[0]]),
-            "top_k": [{"label": labels[int(i)], "probability": float(probs[i])} for i in indices],
-        }
-        for path, probs, indices in zip(files, probabilities, top, strict=True)
-    ]
-    return Predictions(rows, seconds, skipped=[path for path, _ in scan.bad])
+    if top_k < 1:
+        raise ConfigError(f"Invalid value for option `--top-k`. Received: {top_k}. Expected >= 1.")
+    handle = runs.open_run(target)
+    task = create_task(handle.config.task, handle.spec, run_dir=handle.directory)
+    files = expand_inputs(inputs, handle.config.data.input_extensions)
+    read = handle.config.data.read_inputs(files, handle.spec)
+    if not read.paths:
+        raise ConfigError(f"None of the {len(files)} input files could be read.")
+    return Prediction(handle, task, read, top_k, batch_size, skipped=[p for p, _ in read.skipped])
 
 
-def write_predictions(predictions: Predictions, path: Path) -> None:
-    """CSV (label_1, probability_1, ... columns) or JSONL, chosen by the file's extension."""
-    if path.suffix.lower() == ".jsonl":
-        text = "".join(json.dumps(row) + "\n" for row in predictions.rows)
-        runs.atomic_write_text(path, text)
-        return
-    if path.suffix.lower() != ".csv":
+def write_predictions(prediction: Prediction, path: Path) -> Iterator[dict[str, Any]]:
+    """Stream rows to CSV (flat columns) or JSONL, chosen by the file's extension, through a
+    temporary file renamed at the end; yield each row as it is written."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl"):
         raise ConfigError(
             f"Invalid value for option `--output`. Received: {path}. "
             "Expected a file ending in .csv or .jsonl."
         )
-    flat = []
-    for row in predictions.rows:
-        item: dict[str, Any] = {"path": row["path"]}
-        for rank, entry in enumerate(row["top_k"], start=1):
-            item[f"label_{rank}"] = entry["label"]
-            item[f"probability_{rank}"] = round(entry["probability"], 6)
-        flat.append(item)
-    runs.atomic_write_csv(path, flat)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            writer: Any = None
+            for row in prediction.rows():
+                if suffix == ".jsonl":
+                    handle.write(json.dumps(row) + "\n")
+                else:
+                    flat = prediction.task.flat_row(row)
+                    if writer is None:
+                        writer = csv.DictWriter(handle, fieldnames=list(flat), lineterminator="\n")
+                        writer.writeheader()
+                    writer.writerow(flat)
+                yield row
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

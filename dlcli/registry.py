@@ -70,23 +70,21 @@ DATA_SOURCES: Registry[Callable[..., Any]] = Registry("data source")
 MODELS: Registry[Callable[..., Any]] = Registry("model")
 TASKS: Registry[Callable[..., Any]] = Registry("task")
 
-# Modules whose import fills the registries. They import TensorFlow only inside functions,
-# so loading them keeps `dlcli validate` and `dlcli list` instant.
-COMPONENT_MODULES = (
-    "dlcli.data.image_folder",
-    "dlcli.data.manifest",
-    "dlcli.data.arrays",
-    "dlcli.data.tfds_source",
-    "dlcli.models.small_cnn",
-    "dlcli.models.transfer",
-    "dlcli.tasks.classification",
-)
+# Every module of these packages is imported to fill the registries: a new component is one new
+# file, with no list to keep by hand. Component modules import TensorFlow only inside
+# functions, so loading them keeps `dlcli validate` and `dlcli list` instant.
+COMPONENT_PACKAGES = ("dlcli.data", "dlcli.models", "dlcli.tasks")
 _loaded = False
 
 
 def load_components() -> None:
     global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in COMPONENT_MODULES:
-            importlib.import_module(module)
+    if _loaded:
+        return
+    _loaded = True
+    import pkgutil
+
+    for package_name in COMPONENT_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package_name}.{info.name}")

@@ -9,6 +9,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,6 @@ from dlcli.errors import ConfigError
 
 PIPELINE_FILE = "pipeline.yaml"
 MODEL_FILE = "model.keras"
-LABELS_FILE = "labels.json"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 META_FILE = "run.json"
@@ -151,10 +151,65 @@ def find_model(target: Path) -> tuple[Path, Path]:
     )
 
 
-def read_labels(directory: Path, num_classes: int) -> list[str]:
-    labels_file = directory / LABELS_FILE
-    if labels_file.is_file():
-        labels = json.loads(labels_file.read_text())
-        if len(labels) == num_classes:
-            return [str(x) for x in labels]
-    return [str(i) for i in range(num_classes)]
+@dataclass
+class RunHandle:
+    """A trained model and what it was trained with, read back from its run directory."""
+
+    model_path: Path
+    directory: Path
+    config: Any  # the validated pipeline, or None for a bare model file
+    spec: Any  # DataSpec
+
+
+def open_run(
+    target: Path,
+    pipeline: Path | None = None,
+    overrides: list[str] | None = None,
+    *,
+    require_pipeline: bool = False,
+) -> RunHandle:
+    """The run's model, its pipeline (with `--set` overrides) and its data spec.
+
+    A bare `.keras` file without a pipeline beside it is taken as an image classifier: its
+    input shape comes from the model, its class names from a `labels.json` beside it.
+    """
+    from dlcli.config.loader import load_pipeline
+    from dlcli.data.base import DataSpec
+
+    model_path, directory = find_model(target)
+    pipeline = pipeline or directory / PIPELINE_FILE
+    config = None
+    if pipeline.is_file():
+        config = load_pipeline(pipeline, overrides).config
+    elif require_pipeline:
+        raise ConfigError(
+            f"No pipeline found for {model_path}: expected {pipeline}.",
+            hint="pass --pipeline PIPELINE.yaml to say which data to use",
+        )
+    spec = DataSpec.load(directory)
+    if spec is None or config is None:
+        config, spec = _bare_model(model_path, directory, config)
+    return RunHandle(model_path, directory, config, spec)
+
+
+def _bare_model(model_path: Path, directory: Path, config: Any) -> tuple[Any, Any]:
+    """A model file without the run's spec: read the input shape from the model itself."""
+    from dlcli.config.loader import load_pipeline_text
+    from dlcli.data.base import DataSpec
+    from dlcli.models.loading import load_keras_model
+
+    model = load_keras_model(model_path)
+    labels_file = directory / "labels.json"
+    labels = json.loads(labels_file.read_text()) if labels_file.is_file() else None
+    classes = int(model.output_shape[-1])
+    if not labels or len(labels) != classes:
+        labels = [str(i) for i in range(classes)]
+    spec = DataSpec(input_shape=tuple(model.input_shape[1:]), class_names=[str(x) for x in labels])
+    if config is None:
+        height, width, channels = spec.input_shape
+        text = (
+            f"name: bare\ndata: {{type: image_folder, path: ., image_size: [{height}, {width}], "
+            f"channels: {channels}}}\nmodel: {{type: small_cnn}}\n"
+        )
+        config = load_pipeline_text(text, source=directory / PIPELINE_FILE).config
+    return config, spec

@@ -83,3 +83,36 @@ def write_pipeline(path: Path, data_path: Path, **sections: str) -> Path:
     blocks.update(sections)
     path.write_text("".join(blocks.values()))
     return path
+
+
+@pytest.fixture(scope="session")
+def local_tfds_builder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real TFDS builder over local PNGs: download_and_prepare reads files, fetches nothing."""
+    import tensorflow_datasets as tfds
+
+    class DlcliLocalDigits(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self) -> tfds.core.DatasetInfo:
+            return self.dataset_info_from_configs(
+                features=tfds.features.FeaturesDict(
+                    {
+                        "image": tfds.features.Image(shape=(8, 8, 1)),
+                        "label": tfds.features.ClassLabel(names=[f"d{i}" for i in range(10)]),
+                    }
+                ),
+                supervised_keys=("image", "label"),
+            )
+
+        def _split_generators(self, dl_manager):  # type: ignore[no-untyped-def]
+            return {
+                "train": self._generate_examples(range(0, 12)),
+                "test": self._generate_examples(range(12, 15)),
+            }
+
+        def _generate_examples(self, take: range):  # type: ignore[no-untyped-def]
+            for label in range(10):
+                for f in sorted((DIGITS / str(label)).glob("*.png"))[take.start : take.stop]:
+                    yield f.name, {"image": str(f), "label": label}
+
+    return "dlcli_local_digits"

@@ -87,3 +87,14 @@ def test_list_and_schema():
     assert run_cli("list", "modles").code == 2
     schema = json.loads(run_cli("schema").stdout)
     assert "data" in schema["properties"] and "train" in schema["properties"]
+
+
+def test_recursive_yaml_alias_is_a_clear_error(tmp_path: Path):
+    bad = tmp_path / "loop.yaml"
+    bad.write_text("name: x\ndata: &d {type: image_folder, path: ., again: *d}\n")
+    result = run_cli("validate", bad)
+    assert result.code == 2, result.stderr
+    assert_no_traceback(result)
+    assert f"{bad}:2:" in result.stderr
+    assert "Recursive anchors/aliases are not supported" in result.stderr
+    assert len(result.stderr.splitlines()) < 25  # one screen

@@ -72,7 +72,7 @@ def validate(
     cfg = loaded.config
     if print_:
         text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
-        console.out().print(text, markup=False, highlight=False, end="")
+        console.out().print(text, markup=False, highlight=False, end="", soft_wrap=True)
     console.err().print(
         f"[green]ok[/] {pipeline}: `{cfg.name}`, data {cfg.data.type}, model {cfg.model.type}, "
         f"task {cfg.task.type}, {cfg.train.epochs} epochs"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
 
 from dlcli import console
 
@@ -30,10 +29,3 @@ def setup_logging(quiet: bool = False) -> logging.Logger:
         handler.setLevel(logging.WARNING if quiet else logging.INFO)
         logger.addHandler(handler)
     return logger
-
-
-def log_to_file(path: Path) -> logging.Handler:
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logging.getLogger("dlcli").addHandler(handler)
-    return handler

@@ -37,8 +37,18 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    trust_model: bool = typer.Option(
+        False,
+        "--trust-model",
+        help="Load Lambda layers in model files. They run Python code stored in the file: "
+        "use only for files you trust.",
+    ),
 ) -> None:
     """Declarative deep learning for images and speech: YAML pipelines in, trained models out."""
+    if trust_model:
+        from dlcli.models.loading import TRUST_ENV
+
+        os.environ[TRUST_ENV] = "1"
 
 
 def report_error(exc: DlcliError) -> None:

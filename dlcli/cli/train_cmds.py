@@ -27,90 +27,6 @@ def _emit_json(enabled: bool, document: Any) -> None:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
 
 
-def _train(
-    pipeline: Path | None,
-    set_: list[str] | None,
-    output: Path | None,
-    runs_dir: Path,
-    quiet: bool,
-    resume: Path | None = None,
-) -> tuple[Path, dict[str, Any]]:
-    import shutil
-    import tempfile
-
-    from dlcli import runs
-    from dlcli.cli.logs import log_to_file, setup_logging
-    from dlcli.train.strategy import is_chief_process
-
-    log = setup_logging(quiet)
-    chief = is_chief_process()
-    if resume is not None:
-        loaded, run_dir = _prepare_resume(resume, pipeline, set_, write=chief)
-    else:
-        loaded = _load(pipeline, set_)
-        if chief:
-            run_dir = runs.new_run_dir(loaded.config.name, runs_dir, output)
-            runs.write_run_header(run_dir, loaded.config, loaded.path)
-    if not chief:
-        # Only the chief writes artifacts; other workers keep theirs in a scratch directory.
-        run_dir = Path(tempfile.mkdtemp(prefix="dlcli-worker-"))
-    handler: Any = log_to_file(run_dir / runs.LOG_FILE)
-    try:
-        log.info("run directory %s", run_dir)
-        from dlcli.train.run import train_pipeline
-
-        summary = train_pipeline(
-            loaded.config, run_dir, resume=resume is not None, show_progress=not quiet
-        )
-    except BaseException as exc:
-        # The run log keeps the full story; the terminal gets the short message.
-        import traceback
-
-        handler.stream.write("".join(traceback.format_exception(exc)))
-        raise
-    finally:
-        log.removeHandler(handler)
-        handler.close()
-        if not chief:
-            shutil.rmtree(run_dir, ignore_errors=True)
-    return run_dir, summary
-
-
-def _load(pipeline: Path | None, set_: list[str] | None) -> Any:
-    from dlcli.config.loader import load_pipeline
-    from dlcli.errors import ConfigError
-
-    if pipeline is None:
-        raise ConfigError("Missing argument PIPELINE.", hint="dlcli train PIPELINE.yaml")
-    return load_pipeline(pipeline, set_)
-
-
-def _prepare_resume(
-    run_dir: Path, pipeline: Path | None, set_: list[str] | None, *, write: bool
-) -> tuple[Any, Path]:
-    """The run's own pipeline (or PIPELINE) with --set applied, checked against the original."""
-    import yaml
-
-    from dlcli import runs
-    from dlcli.config.loader import load_pipeline
-    from dlcli.errors import ConfigError
-    from dlcli.train.resume import check_resume_changes
-
-    saved = run_dir / runs.PIPELINE_FILE
-    if not saved.is_file() or not (run_dir / "checkpoints").is_dir():
-        raise ConfigError(
-            f"Cannot resume {run_dir}: expected a run directory with {runs.PIPELINE_FILE} and "
-            "checkpoints/.",
-            hint="pass a directory written by `dlcli train`, e.g. runs/NAME/N",
-        )
-    loaded = load_pipeline(pipeline or saved, set_)
-    before = yaml.safe_load(saved.read_text())
-    changes = check_resume_changes(before, loaded.config.model_dump(mode="json"))
-    if write:
-        runs.record_resume(run_dir, loaded.config, changes)
-    return loaded, run_dir
-
-
 def train(
     pipeline: Annotated[
         Optional[Path],
@@ -130,14 +46,17 @@ def train(
     quiet: QuietOpt = False,
 ) -> None:
     """Train a pipeline into a new run directory, or resume a run."""
-    from dlcli import console
-    from dlcli.train.strategy import is_chief_process
+    from dlcli import console, workflow
+    from dlcli.cli.logs import setup_logging
 
-    run_dir, summary = _train(pipeline, set_, output, runs_dir, quiet, resume)
-    _print_summary(summary)
-    if is_chief_process():
-        console.err().print(f"[green]saved[/] {run_dir}")
-    _emit_json(json_, {"run_dir": str(run_dir.resolve()), **summary})
+    setup_logging(quiet)
+    result = workflow.train(
+        pipeline, set_, output=output, runs_dir=runs_dir, resume=resume, show_progress=not quiet
+    )
+    _print_summary(result.summary)
+    if result.chief:
+        console.err().print(f"[green]saved[/] {result.run_dir}")
+    _emit_json(json_, {"run_dir": str(result.run_dir.resolve()), **result.summary})
 
 
 def evaluate(
@@ -150,15 +69,17 @@ def evaluate(
         Optional[Path],
         typer.Option(help="Pipeline giving the data, for a bare .keras file."),
     ] = None,
-    top_k: Annotated[Optional[int], typer.Option(help="Also report top-k accuracy.")] = None,
+    top_k: Annotated[
+        Optional[int], typer.Option(help="Classification: also report top-k accuracy.", min=1)
+    ] = None,
     tta: Annotated[
         Optional[str],
-        typer.Option(help="Test-time augmentation: none or flip (default: evaluate.tta)."),
+        typer.Option(help="Classification: test-time augmentation, none or flip."),
     ] = None,
     set_: SetOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Evaluate a run: accuracy, per-class precision/recall/F1, confusion matrix."""
+    """Evaluate a run with its task's metrics and pictures (`--set data.path=...`: other data)."""
     from dlcli.cli.logs import setup_logging
     from dlcli.evaluate import evaluate_run
 
@@ -176,9 +97,13 @@ def evaluate(
         raise ConfigError(
             f"Invalid value for option `--tta`. Received: {tta}. Expected none or flip."
         )
-    report = evaluate_run(run, pipeline=pipeline, split=split, top_k=top_k, tta=tta, overrides=set_)
-    _print_report(report)
-    _emit_json(json_, report)
+    # Task options are pipeline keys: the schema checks them like any other override.
+    shortcuts = [f"task.top_k={top_k}"] * (top_k is not None) + [f"task.tta={tta}"] * bool(tta)
+    result = evaluate_run(
+        run, pipeline=pipeline, split=split, overrides=[*(set_ or []), *shortcuts]
+    )
+    _print_lines(result.lines())
+    _emit_json(json_, result.report)
 
 
 def predict(
@@ -195,7 +120,7 @@ def predict(
     batch_size: Annotated[int, typer.Option(help="Images per batch.", min=1)] = 64,
     json_: JsonOpt = False,
 ) -> None:
-    """Predict labels for images with a trained run."""
+    """Predict with a trained run: one row per input file, streamed as it comes."""
     from dlcli import console
     from dlcli.cli.logs import setup_logging
     from dlcli.predict import predict_files, write_predictions
@@ -203,28 +128,80 @@ def predict(
     setup_logging()
     if inputs == ["-"]:
         inputs = [line.strip() for line in sys.stdin if line.strip()]
-    result = predict_files(run, inputs, top_k=top_k, batch_size=batch_size)
+    prediction = predict_files(run, inputs, top_k=top_k, batch_size=batch_size)
+    rows = write_predictions(prediction, output) if output else prediction.rows()
+    kept: list[dict[str, Any]] = []
+    shown: list[dict[str, Any]] = []
+    for row in rows:
+        if json_:
+            kept.append(row)
+        elif output is None and len(shown) < 50:
+            shown.append(row)
     if output is not None:
-        write_predictions(result, output)
         console.err().print(f"[green]wrote[/] {output}")
-    elif not json_:
-        from rich.table import Table
-
-        table = Table("path", "label", "probability", box=None)
-        for row in result.rows[:50]:
-            table.add_row(row["path"], row["label"], f"{row['probability']:.3f}")
-        console.err().print(table)
+    elif shown:
+        _print_rows(prediction.task, shown)
+    unit = {"image": "images", "audio": "clips"}.get(prediction.handle.spec.modality, "inputs")
     console.err().print(
-        f"{len(result.rows)} images in {result.seconds:.2f}s ({result.per_second:.1f} images/s)"
+        f"{prediction.count} {unit} in {prediction.seconds:.2f}s "
+        f"({prediction.per_second:.1f} {unit}/s)"
+        + (f", {len(prediction.skipped)} unreadable skipped" if prediction.skipped else "")
     )
     _emit_json(
         json_,
         {
-            "predictions": result.rows,
-            "images_per_second": result.per_second,
-            "skipped": result.skipped,
+            "predictions": kept,
+            "per_second": prediction.per_second,
+            "skipped": prediction.skipped,
         },
     )
+
+
+def _print_rows(task: Any, rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    from dlcli import console
+
+    flat = [task.flat_row(row) for row in rows]
+    columns = [
+        c for c in flat[0] if not c.startswith(("label_", "probability_")) or c.endswith("_1")
+    ]
+    table = Table(*columns, box=None)
+    for row in flat:
+        table.add_row(
+            *(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns)
+        )
+    console.err().print(table)
+
+
+def embed(
+    run: RunArg,
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Files, folders or globs ('-' reads paths from stdin)."),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Embeddings .npy (a .csv of paths and a .png beside)."),
+    ] = Path("embeddings.npy"),
+    batch_size: Annotated[int, typer.Option(help="Inputs per batch.", min=1)] = 64,
+    json_: JsonOpt = False,
+) -> None:
+    """Write the embeddings of inputs (the model's `embedding` layer) and a 2-D projection."""
+    from dlcli import console
+    from dlcli.cli.logs import setup_logging
+    from dlcli.embed import embed_files, write_embeddings
+
+    setup_logging()
+    if inputs == ["-"]:
+        inputs = [line.strip() for line in sys.stdin if line.strip()]
+    result = embed_files(run, inputs, batch_size=batch_size)
+    written = write_embeddings(result, output)
+    rows, dims = result.vectors.shape
+    console.err().print(
+        f"[green]wrote[/] {rows} embeddings of {dims} dims: {written['embeddings']}"
+    )
+    _emit_json(json_, {**written, "count": rows, "dims": dims, "skipped": result.skipped})
 
 
 def export(
@@ -265,81 +242,58 @@ def run(
     quiet: QuietOpt = False,
 ) -> None:
     """Train, evaluate on the test split and export, in one go."""
-    from dlcli import console
-    from dlcli.evaluate import evaluate_run
-    from dlcli.export import export_run
+    from dlcli import console, workflow
+    from dlcli.cli.logs import setup_logging
 
-    run_dir, summary = _train(pipeline, set_, output, runs_dir, quiet)
-    _print_summary(summary)
-    report = evaluate_run(run_dir)
-    _print_report(report)
-    cfg = _pipeline_of(run_dir)
-    exported = export_run(run_dir, cfg.export.formats)
-    console.err().print(f"[green]saved[/] {run_dir}")
+    setup_logging(quiet)
+    result = workflow.run(pipeline, set_, output=output, runs_dir=runs_dir, show_progress=not quiet)
+    _print_summary(result.train.summary)
+    for note in result.notes:
+        console.err().print(f"[yellow]note:[/] {note}")
+    if result.evaluation is not None:
+        _print_lines(result.evaluation.lines())
+    for fmt, path in result.exported.items():
+        console.err().print(f"[green]exported[/] {fmt}: {path}")
+    if result.train.chief:
+        console.err().print(f"[green]saved[/] {result.train.run_dir}")
     _emit_json(
         json_,
         {
-            "run_dir": str(run_dir.resolve()),
-            "train": summary,
-            "evaluation": report,
-            "export": exported,
+            "run_dir": str(result.train.run_dir.resolve()),
+            "train": result.train.summary,
+            "evaluation": result.evaluation.report if result.evaluation else None,
+            "export": result.exported,
+            "notes": result.notes,
         },
     )
 
 
 def _pipeline_of(run_dir: Path) -> Any:
     from dlcli import runs
-    from dlcli.config.loader import load_pipeline
 
-    _, directory = runs.find_model(run_dir)
-    return load_pipeline(directory / runs.PIPELINE_FILE).config
+    return runs.open_run(run_dir).config
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
     from dlcli import console
 
     val = summary.get("validation") or {}
-    line = f"trained {summary['epochs_run']} epochs (best {summary['best_epoch']})"
+    if summary["epochs_run"]:
+        line = f"trained {summary['epochs_run']} epochs (best {summary['best_epoch']})"
+    else:
+        line = "nothing to train by gradient descent: fitted from features"
     if val:
         line += "  " + "  ".join(f"val_{k} {v:.4f}" for k, v in val.items())
     console.err().print(line)
 
 
-def _print_report(report: dict[str, Any]) -> None:
-    from rich.table import Table
-
+def _print_lines(lines: list[Any]) -> None:
     from dlcli import console
 
-    table = Table(title=f"{report['split']} split: {report['examples']} examples", box=None)
-    for column in ("class", "precision", "recall", "f1", "support"):
-        table.add_column(column, justify="left" if column == "class" else "right")
-    for name, row in report["per_class"].items():
-        table.add_row(
-            name,
-            f"{row['precision']:.3f}",
-            f"{row['recall']:.3f}",
-            f"{row['f1']:.3f}",
-            str(row["support"]),
-        )
-    for avg in ("macro_avg", "weighted_avg"):
-        row = report[avg]
-        table.add_row(
-            avg.replace("_", " "),
-            f"{row['precision']:.3f}",
-            f"{row['recall']:.3f}",
-            f"{row['f1']:.3f}",
-            str(report["examples"]),
-            style="bold",
-        )
-    err = console.err()
-    err.print(table)
-    top = next(k for k in report if k.startswith("top_"))
-    err.print(
-        f"[bold]accuracy {report['accuracy']:.4f}[/]  {top} {report[top]:.4f}  "
-        f"(report in {report['output_dir']})"
-    )
+    for line in lines:
+        console.err().print(line)
 
 
 def register(app: typer.Typer) -> None:
-    for command in (train, evaluate, predict, run, export):
+    for command in (train, evaluate, predict, embed, run, export):
         app.command(rich_help_panel=PANEL)(command)

@@ -12,8 +12,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from dlcli.config.overrides import Override, apply_overrides, parse_override
-from dlcli.config.schema import pipeline_model
+from dlcli.config.overrides import (
+    Override,
+    RecursiveAlias,
+    apply_overrides,
+    find_recursive_alias,
+    parse_override,
+)
+from dlcli.config.schema import pipeline_model, unreported_monitor
 from dlcli.errors import ConfigError
 from dlcli.registry import did_you_mean
 
@@ -43,6 +49,9 @@ def load_pipeline_text(
 ) -> LoadedPipeline:
     name = str(source) if source else "<pipeline>"
     try:
+        recursive = find_recursive_alias(text)
+        if recursive is not None:
+            raise _recursive_alias_error(recursive, name, text)
         node = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -68,7 +77,25 @@ def load_pipeline_text(
         if len(messages) > 1:
             messages.insert(0, f"{len(messages)} problems in {name}:")
         raise ConfigError("\n".join(messages)) from None
+    problem = unreported_monitor(config)
+    if problem is not None:
+        message, hint = problem
+        loc = ("train", "early_stopping", "monitor")
+        where, snippet = _where(loc, name, _line_index(node), parsed, text)
+        raise ConfigError(f"{where}: {message}" + snippet, hint=hint)
     return LoadedPipeline(config=config, path=source, raw=data)
+
+
+def _recursive_alias_error(found: RecursiveAlias, source: str, text: str) -> ConfigError:
+    anchor, line, col = found.anchor, found.line, found.column
+    source_line = text.splitlines()[line - 1]
+    return ConfigError(
+        f"{source}:{line}:{col}: recursive YAML alias: `*{anchor}` refers to the node "
+        f"`&{anchor}` (line {found.anchor_line}) that contains it, so the value would "
+        "contain itself. Recursive anchors/aliases are not supported."
+        f"\n  {line:>4} | {source_line}\n       | {' ' * (col - 1)}{'^' * (len(anchor) + 1)}",
+        hint=f"write the values out in full, or anchor a node outside the one using `*{anchor}`",
+    )
 
 
 def _line_index(node: yaml.Node | None) -> dict[Loc, tuple[int, int]]:

@@ -13,14 +13,11 @@ from dlcli.train.config import TrainConfig
 
 
 class EvaluateConfig(StrictModel):
-    """`evaluate:` what `dlcli evaluate` measures by default."""
+    """`evaluate:` which split `dlcli evaluate` scores by default. What is measured belongs to
+    the task (`task.top_k` for classification, say)."""
 
     split: Literal["test", "validation", "train"] = "test"
-    top_k: PositiveInt = Field(3, description="also report top-k accuracy")
     batch_size: PositiveInt | None = Field(None, description="defaults to train.batch_size")
-    tta: Literal["none", "flip"] = Field(
-        "none", description="test-time augmentation: average with mirrored images"
-    )
 
 
 ExportFormat = Literal["keras", "saved_model", "tflite"]
@@ -59,6 +56,24 @@ def _image_size_from_model(pipeline: Any) -> Any:
 _IMAGE_SIZE_FROM_MODEL: Any = model_validator(mode="after")(_image_size_from_model)
 
 
+def unreported_monitor(pipeline: Any) -> tuple[str, str | None] | None:
+    """`train.early_stopping.monitor` must be a metric the task reports (its direction, min or
+    max, comes from the task too). Returns (message, hint) when it is not."""
+    from dlcli.registry import did_you_mean
+    from dlcli.tasks.base import metric_direction
+
+    es = pipeline.train.early_stopping
+    if es is None or metric_direction(pipeline.task, es.monitor) is not None:
+        return None
+    names = list(pipeline.task.metrics)
+    reported = [*names, *(f"val_{m}" for m in names)]
+    return (
+        f"`train.early_stopping.monitor` is `{es.monitor}`, which task `{pipeline.task.type}` "
+        f"does not report. Expected one of: {', '.join(reported)}.",
+        did_you_mean(es.monitor, reported),
+    )
+
+
 @lru_cache(maxsize=1)
 def pipeline_model() -> type[StrictModel]:
     """Build the Pipeline model from whatever components are registered."""
@@ -76,5 +91,7 @@ def pipeline_model() -> type[StrictModel]:
         train=(TrainConfig, Field(default_factory=TrainConfig)),
         evaluate=(EvaluateConfig, Field(default_factory=EvaluateConfig)),
         export=(ExportConfig, Field(default_factory=ExportConfig)),
-        __validators__={"image_size_from_model": _IMAGE_SIZE_FROM_MODEL},
+        __validators__={
+            "image_size_from_model": _IMAGE_SIZE_FROM_MODEL,
+        },
     )

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from dlcli.config.base import ResolvedPath, StrictModel
+from dlcli.config.base import ResolvedPath
 from dlcli.data.augment import AugmentConfig
-from dlcli.data.base import SPLITS, DataBundle, SplitConfig, stratified_split
+from dlcli.data.base import SPLITS, DataBundle, ImageInputs, SplitConfig, stratified_split
 from dlcli.errors import DataError
 from dlcli.registry import DATA_SOURCES
 
 KEYS = {"train": ("train",), "validation": ("val", "validation", "valid"), "test": ("test",)}
 
 
-class NpzConfig(StrictModel):
+class NpzConfig(ImageInputs):
     """`data:` for `type: npz`."""
 
     type: Literal["npz"] = "npz"
@@ -28,6 +28,8 @@ class NpzConfig(StrictModel):
     )
     channels: Literal[1, 3] | None = Field(None, description="default: the arrays' channels")
     split: SplitConfig = Field(default_factory=SplitConfig, description="for plain `x`, `y`")
+
+    example: ClassVar[dict[str, Any]] = {"path": "{digits_npz}"}
 
 
 def _arrays(config: NpzConfig, seed: int) -> tuple[dict[str, tuple[Any, Any]], list[str]]:
@@ -87,4 +89,5 @@ def npz(config: NpzConfig, *, seed: int) -> DataBundle:
         splits=splits,
         sizes=sizes,
         class_counts=[tally.get(i, 0) for i in range(len(class_names))],
+        labels={n: parts[n][1].astype(int).tolist() for n in SPLITS if n in parts},
     )

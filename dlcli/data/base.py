@@ -2,22 +2,69 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
 from dlcli.config.base import StrictModel
 from dlcli.data.augment import AugmentConfig
+from dlcli.data.images import IMAGE_EXTENSIONS
 from dlcli.errors import DataError
 
 SPLITS = ("train", "validation", "test")
 
 
+SPEC_FILE = "spec.json"
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a model and a task need to know about the data, saved with every run.
+
+    Builders size their input from it, tasks their head (timm's `num_classes=0` idea: the body
+    does not know the task); `predict` reads it back from the run, without the training data.
+    """
+
+    input_shape: tuple[int, ...]
+    modality: Literal["image", "audio"] = "image"
+    class_names: list[str] | None = None  # None: the data has no labels
+    class_counts: list[int] = field(default_factory=list)  # of the training split
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names or [])
+
+    def save(self, run_dir: Path) -> None:
+        from dlcli.runs import atomic_write_json
+
+        atomic_write_json(run_dir / SPEC_FILE, asdict(self))
+
+    @classmethod
+    def load(cls, run_dir: Path) -> DataSpec | None:
+        path = run_dir / SPEC_FILE
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        data["input_shape"] = tuple(data["input_shape"])
+        return cls(**data)
+
+
+def plain_batch(dataset: Any, batch_size: int, drop_remainder: bool) -> Any:
+    return dataset.batch(batch_size, drop_remainder=drop_remainder)
+
+
 @dataclass
 class DataBundle:
-    """Labelled splits of unbatched `(features, label)` elements, plus what models need to know."""
+    """Splits of unbatched `(features, label)` elements, plus what models need to know.
+
+    `batch` turns a split into batches: plain stacking for fixed-size inputs; a source of
+    variable-length inputs brings a padded one.
+    """
 
     class_names: list[str]
     input_shape: tuple[int, ...]
@@ -25,6 +72,29 @@ class DataBundle:
     sizes: dict[str, int]
     class_counts: list[int] = field(default_factory=list)  # of the training split
     skipped: list[tuple[str, str]] = field(default_factory=list)  # unreadable files, why
+    modality: Literal["image", "audio"] = "image"
+    batch: Callable[[Any, int, bool], Any] = plain_batch
+    labels: dict[str, list[int]] = field(default_factory=dict)  # per split, when known
+
+    def split_labels(self, name: str) -> list[int]:
+        """The labels of a split in order: known up front for files, else read from the data."""
+        if name in self.labels:
+            return self.labels[name]
+        if not self.has(name):
+            return []
+        return [int(y) for _, y in self.splits[name].map(lambda x, y: (0, y)).as_numpy_iterator()]
+
+    @property
+    def spec(self) -> DataSpec:
+        return DataSpec(
+            input_shape=tuple(self.input_shape),
+            modality=self.modality,
+            class_names=list(self.class_names) or None,
+            class_counts=list(self.class_counts),
+        )
+
+    def has(self, name: str) -> bool:
+        return self.sizes.get(name, 0) > 0
 
     def split(self, name: str) -> Any:
         if self.sizes.get(name, 0) == 0:
@@ -50,8 +120,22 @@ class SplitConfig(StrictModel):
         return self
 
 
-class ImageOptions(StrictModel):
-    """Options shared by every image source."""
+class ImageInputs(StrictModel):
+    """Every image source: how `predict` reads raw files for a model trained on it."""
+
+    input_extensions: ClassVar[tuple[str, ...]] = IMAGE_EXTENSIONS
+
+    def read_inputs(self, paths: list[str], spec: DataSpec) -> ReadInputs:
+        from dlcli.data.images import image_dataset, scan_images
+
+        height, width, channels = spec.input_shape
+        scan = scan_images(paths, [0] * len(paths), on_bad_file="skip")
+        dataset = image_dataset(scan.good, scan.labels, (height, width), channels)
+        return ReadInputs(dataset.map(lambda x, y: x), scan.good, scan.bad)
+
+
+class ImageOptions(ImageInputs):
+    """Options shared by every image source that decodes files."""
 
     image_size: tuple[PositiveInt, PositiveInt] | None = Field(
         None, description="[height, width]; default: the model's own input size"
@@ -62,6 +146,41 @@ class ImageOptions(StrictModel):
         "fail", description="unreadable images: skip them (listed in the log) or stop"
     )
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+
+@dataclass
+class ReadInputs:
+    """Raw files decoded for `predict` exactly as training decoded them."""
+
+    dataset: Any  # tf.data.Dataset of single feature tensors
+    paths: list[str]  # the readable ones, in dataset order
+    skipped: list[tuple[str, str]]  # (path, reason)
+
+
+def grouped_split(
+    items: list[tuple[str, int]], groups: list[str], validation: float, test: float, seed: int
+) -> dict[str, tuple[list[str], list[int]]]:
+    """Whole groups (a speaker, a patient) go to one split, so no group is in two of them.
+
+    Groups are shuffled by seed and taken for test, then validation, until each holds its
+    share of the items; the rest train.
+    """
+    import random
+
+    by_group: dict[str, list[tuple[str, int]]] = {}
+    for item, group in zip(items, groups, strict=True):
+        by_group.setdefault(group, []).append(item)
+    order = sorted(by_group)
+    random.Random(f"{seed}:groups").shuffle(order)
+    total = len(items)
+    out: dict[str, tuple[list[str], list[int]]] = {s: ([], []) for s in SPLITS}
+    wanted = {"test": test * total, "validation": validation * total}
+    for group in order:
+        split = next((s for s in ("test", "validation") if len(out[s][0]) < wanted[s]), "train")
+        for path, label in sorted(by_group[group]):
+            out[split][0].append(path)
+            out[split][1].append(label)
+    return out
 
 
 def stratified_split(
@@ -101,6 +220,7 @@ def image_bundle(
         raise DataError("data.image_size is not set")
     splits, sizes, skipped = {}, {}, []
     counts: list[int] = []
+    known: dict[str, list[int]] = {}
     for name in SPLITS:
         paths, labels = parts.get(name, ([], []))
         scan = scan_images(paths, labels, options.on_bad_file)
@@ -108,6 +228,7 @@ def image_bundle(
         ds = image_dataset(scan.good, scan.labels, size, options.channels)
         splits[name] = ds.cache() if options.cache else ds
         sizes[name] = len(scan.good)
+        known[name] = list(scan.labels)
         if name == "train":
             tally = Counter(scan.labels)
             counts = [tally.get(i, 0) for i in range(len(class_names))]
@@ -119,4 +240,5 @@ def image_bundle(
         sizes=sizes,
         class_counts=counts,
         skipped=skipped,
+        labels=known,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -28,6 +28,9 @@ class ImageFolderConfig(ImageOptions):
     split: SplitConfig = Field(
         default_factory=SplitConfig, description="used when the folder has no train/ subfolder"
     )
+
+    # `{digits}` and the like are filled in by the registry tests (tests/test_components.py).
+    example: ClassVar[dict[str, Any]] = {"path": "{digits}", "image_size": [8, 8], "channels": 1}
 
 
 def list_class_folders(root: Path) -> dict[str, list[Path]]:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from dlcli.config.base import ResolvedPath
-from dlcli.data.base import DataBundle, ImageOptions, SplitConfig, image_bundle, stratified_split
+from dlcli.data.base import (
+    DataBundle,
+    ImageOptions,
+    SplitConfig,
+    grouped_split,
+    image_bundle,
+    stratified_split,
+)
 from dlcli.errors import DataError
 from dlcli.registry import DATA_SOURCES
 
@@ -30,9 +37,19 @@ class ManifestConfig(ImageOptions):
     path_column: str = "path"
     label_column: str = "label"
     split_column: str = Field("split", description="optional: train/val/test per row")
+    group_column: str | None = Field(
+        None,
+        description="split by this column (a speaker, a patient): no group is in two splits",
+    )
     split: SplitConfig = Field(
         default_factory=SplitConfig, description="used when rows carry no split"
     )
+
+    example: ClassVar[dict[str, Any]] = {
+        "path": "{digits_manifest}",
+        "image_size": [8, 8],
+        "channels": 1,
+    }
 
 
 def read_manifest(config: ManifestConfig) -> list[dict[str, str]]:
@@ -86,6 +103,16 @@ def manifest(config: ManifestConfig, *, seed: int) -> DataBundle:
                 )
             parts[SPLIT_NAMES[value]][0].append(file)
             parts[SPLIT_NAMES[value]][1].append(label)
+    elif config.group_column:
+        missing_group = [n for n, row in enumerate(rows) if not row.get(config.group_column)]
+        if missing_group:
+            raise DataError(
+                f"{config.path}: row {missing_group[0] + 1} has no `{config.group_column}` "
+                "(data.group_column).",
+                hint="give every row a group, or remove data.group_column",
+            )
+        groups = [row[config.group_column] for row in rows]
+        parts = grouped_split(items, groups, config.split.validation, config.split.test, seed)
     else:
         parts = stratified_split(items, config.split.validation, config.split.test, seed)
     return image_bundle(parts, class_names, config)

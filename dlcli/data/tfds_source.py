@@ -7,13 +7,13 @@ offline machines prepare it once elsewhere and point `data_dir` at the copy.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PositiveInt
 
-from dlcli.config.base import ResolvedPath, StrictModel
+from dlcli.config.base import ResolvedPath
 from dlcli.data.augment import AugmentConfig
-from dlcli.data.base import SPLITS, DataBundle
+from dlcli.data.base import SPLITS, DataBundle, ImageInputs
 from dlcli.errors import DataError
 from dlcli.registry import DATA_SOURCES
 
@@ -24,7 +24,7 @@ def _default_splits() -> dict[SplitName, str]:
     return {"train": "train[:80%]", "validation": "train[80%:90%]", "test": "train[90%:]"}
 
 
-class TfdsConfig(StrictModel):
+class TfdsConfig(ImageInputs):
     """`data:` for `type: tfds`."""
 
     type: Literal["tfds"] = "tfds"
@@ -42,6 +42,13 @@ class TfdsConfig(StrictModel):
     channels: Literal[1, 3] = 3
     cache: bool = True
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    example: ClassVar[dict[str, Any]] = {
+        "name": "{tfds_name}",
+        "data_dir": "{workdir}/tfds",
+        "image_size": [8, 8],
+        "channels": 1,
+    }
 
 
 @DATA_SOURCES.register("tfds", config=TfdsConfig)

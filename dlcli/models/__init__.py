@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlcli.errors import ConfigError
 from dlcli.registry import MODELS
 
 
-def create_model(config: Any, *, input_shape: tuple[int, ...], num_classes: int) -> Any:
-    """The one public way to build a model from its validated config."""
-    return MODELS.get(config.type).fn(config, input_shape=input_shape, num_classes=num_classes)
+def create_model(config: Any, spec: Any, *, head: Any) -> Any:
+    """The one public way to build a model: a builder's body for `spec` under `head`."""
+    entry = MODELS.get(config.type)
+    heads: tuple[str, ...] = getattr(entry.config, "heads", ())
+    if head.kind not in heads:
+        raise ConfigError(
+            f"model `{config.type}` cannot carry a `{head.kind}` head. "
+            f"Expected a task that needs one of: {', '.join(heads)}.",
+            hint="pick a model that fits the task: `dlcli list models` shows each one's heads",
+        )
+    return entry.fn(config, spec=spec, head=head)

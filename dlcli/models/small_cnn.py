@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PositiveInt
 
-from dlcli.config.base import StrictModel
+from dlcli.models.base import ModelConfig
+from dlcli.models.heads import EMBEDDING_LAYER
 from dlcli.registry import MODELS
 
 Activation = Literal["relu", "gelu", "swish", "elu", "leaky_relu", "tanh"]
 
 
-class SmallCNNConfig(StrictModel):
+class SmallCNNConfig(ModelConfig):
     """`model:` for `type: small_cnn`."""
 
     type: Literal["small_cnn"] = "small_cnn"
@@ -26,17 +27,18 @@ class SmallCNNConfig(StrictModel):
     dropout: float = Field(0.3, ge=0.0, lt=1.0, description="before each head layer")
     l2: float = Field(0.0, ge=0.0, description="L2 weight decay on kernels")
 
+    heads: ClassVar[tuple[str, ...]] = ("classes", "features")
+    example: ClassVar[dict[str, Any]] = {"filters": [8, 16], "dense": [16]}
+
 
 @MODELS.register("small_cnn", config=SmallCNNConfig)
-def build_small_cnn(
-    config: SmallCNNConfig, *, input_shape: tuple[int, ...], num_classes: int
-) -> Any:
+def build_small_cnn(config: SmallCNNConfig, *, spec: Any, head: Any) -> Any:
     """Small CNN from scratch: conv blocks, batch norm, dropout, L2."""
     import keras
     from keras import layers
 
     reg = keras.regularizers.L2(config.l2) if config.l2 else None
-    inputs = keras.Input(shape=input_shape, name="image")
+    inputs = keras.Input(shape=spec.input_shape, name="image")
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
     for b, filters in enumerate(config.filters):
         for c in range(config.convs_per_block):
@@ -62,7 +64,6 @@ def build_small_cnn(
         x = layers.Dense(
             units, activation=config.activation, kernel_regularizer=reg, name=f"head_dense{i + 1}"
         )(x)
+    x = layers.Identity(name=EMBEDDING_LAYER)(x)
     x = layers.Dropout(config.dropout, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, kernel_regularizer=reg, name="logits")(x)
-    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(outputs)
-    return keras.Model(inputs, outputs, name="small_cnn")
+    return keras.Model(inputs, head(x, regularizer=reg), name="small_cnn")

@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PositiveInt, ValidationInfo, field_validator
 
-from dlcli.config.base import StrictModel
 from dlcli.errors import ConfigError
 from dlcli.models.backbones import BACKBONES
+from dlcli.models.base import ModelConfig
+from dlcli.models.heads import EMBEDDING_LAYER
 from dlcli.registry import MODELS, did_you_mean
 
 log = logging.getLogger("dlcli")
 SAVED_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
-class TransferConfig(StrictModel):
+class TransferConfig(ModelConfig):
     """`model:` for `type: transfer`."""
 
     type: Literal["transfer"] = "transfer"
@@ -43,6 +44,14 @@ class TransferConfig(StrictModel):
     dense: list[PositiveInt] = Field(default_factory=list, description="hidden head layers")
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     l2: float = Field(0.0, ge=0.0)
+
+    heads: ClassVar[tuple[str, ...]] = ("classes", "features")
+    example: ClassVar[dict[str, Any]] = {
+        "backbone": "MobileNet",
+        "weights": None,
+        "backbone_args": {"alpha": 0.25},
+        "freeze_backbone": False,
+    }
 
     @field_validator("backbone")
     @classmethod
@@ -69,6 +78,28 @@ class TransferConfig(StrictModel):
     def default_image_size(self) -> tuple[int, int] | None:
         entry = BACKBONES.get(self.backbone)
         return (entry.size, entry.size) if entry else None
+
+    def fine_tune(self, model: Any, config: Any) -> None:
+        """Unfreeze the backbone (or its top `unfreeze` layers) for `train.fine_tune`; batch
+        norm keeps its pretrained statistics unless `batch_norm: train`."""
+        from keras import layers
+
+        backbone = model.get_layer("backbone")
+        backbone.trainable = True
+        for index, layer in enumerate(backbone.layers):
+            below = config.unfreeze != "all" and index < len(backbone.layers) - config.unfreeze
+            frozen_bn = config.batch_norm == "frozen" and isinstance(
+                layer, layers.BatchNormalization
+            )
+            layer.trainable = not (below or frozen_bn)
+        trainable = sum(1 for layer in backbone.layers if layer.trainable and layer.weights)
+        log.info(
+            "fine-tuning: %d backbone layers with weights now train (batch norm %s), "
+            "learning rate %g",
+            trainable,
+            config.batch_norm,
+            config.learning_rate,
+        )
 
 
 def _resolve(value: str, info: ValidationInfo) -> Path:
@@ -109,7 +140,7 @@ def _application_backbone(config: TransferConfig, input_shape: tuple[int, ...]) 
 def _saved_backbone(config: TransferConfig) -> Any:
     import keras
 
-    from dlcli.models.layers import load_keras_model
+    from dlcli.models.loading import load_keras_model
 
     path = Path(config.backbone)
     if not path.is_file():
@@ -131,16 +162,56 @@ def _saved_backbone(config: TransferConfig) -> Any:
     return keras.Model(model.inputs, cut.output, name=f"{path.stem}_features")
 
 
+def _stride_layers(backbone: Any, input_size: int) -> list[Any]:
+    """The last layer at output stride 8 and at stride 16: PatchCore's mid-level features,
+    local enough to place a defect, abstract enough to ignore noise. Any CNN backbone."""
+    chosen = []
+    for stride in (8, 16):
+        side = -(-input_size // stride)
+        at_stride = [
+            layer
+            for layer in backbone.layers
+            if len(layer.output.shape) == 4 and layer.output.shape[1] == side
+        ]
+        if at_stride:
+            chosen.append(at_stride[-1])
+    if not chosen:
+        raise ConfigError(
+            f"model.backbone has no feature maps at stride 8 or 16 for input size {input_size}."
+        )
+    return chosen
+
+
+def _patch_features(backbone: Any, inputs: Any) -> Any:
+    """Feature maps at two depths, each averaged over 3x3 neighbourhoods, the deeper one
+    resized to the shallower one's grid, concatenated: one vector per image patch."""
+    import keras
+    from keras import layers
+
+    chosen = _stride_layers(backbone, int(backbone.input_shape[1]))
+    maps = keras.Model(backbone.inputs, [layer.output for layer in chosen], name="backbone")
+    outputs = maps(inputs)
+    outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
+    size = outputs[0].shape[1:3]
+    pooled = []
+    for i, fmap in enumerate(outputs):
+        x = layers.AveragePooling2D(3, strides=1, padding="same", name=f"patch_pool{i + 1}")(fmap)
+        if tuple(x.shape[1:3]) != tuple(size):
+            x = layers.Resizing(*size, interpolation="bilinear", name=f"patch_resize{i + 1}")(x)
+        pooled.append(x)
+    x = pooled[0] if len(pooled) == 1 else layers.Concatenate(name="patch_concat")(pooled)
+    return layers.Identity(name=EMBEDDING_LAYER)(x)
+
+
 @MODELS.register("transfer", config=TransferConfig)
-def build_transfer_model(
-    config: TransferConfig, *, input_shape: tuple[int, ...], num_classes: int
-) -> Any:
+def build_transfer_model(config: TransferConfig, *, spec: Any, head: Any) -> Any:
     """A pretrained backbone (keras.applications or a saved model) with a new head."""
     import keras
     from keras import layers
 
-    from dlcli.models.layers import custom_objects
+    from dlcli.layers import ImagePreprocess
 
+    input_shape = spec.input_shape
     from_file = config.backbone.lower().endswith(SAVED_MODEL_SUFFIXES)
     base = _saved_backbone(config) if from_file else _application_backbone(config, input_shape)
     backbone = keras.Model(base.inputs, base.outputs[0], name="backbone")
@@ -148,7 +219,7 @@ def build_transfer_model(
     mode: str = config.preprocess
     if mode == "auto":
         mode = "rescale" if from_file else BACKBONES[config.backbone].module
-    preprocess = custom_objects()["ImagePreprocess"](mode, name="preprocess")
+    preprocess = ImagePreprocess(mode, name="preprocess")
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
@@ -158,6 +229,9 @@ def build_transfer_model(
     if wanted[0] is not None and tuple(wanted[:2]) != tuple(input_shape[:2]):
         x = layers.Resizing(wanted[0], wanted[1], name="resize")(x)
     x = preprocess(x)
+    if getattr(head, "patches", False):
+        backbone.trainable = False
+        return keras.Model(inputs, head(_patch_features(base, x)), name="patch_features")
     # A frozen layer runs in inference mode in Keras 3, batch norm included; fine-tuning
     # decides per layer (train.fine_tune.batch_norm) whether batch norm stays frozen.
     x = backbone(x)
@@ -174,7 +248,6 @@ def build_transfer_model(
         x = layers.Dense(
             units, activation="relu", kernel_regularizer=reg, name=f"head_dense{i + 1}"
         )(x)
+    x = layers.Identity(name=EMBEDDING_LAYER)(x)
     x = layers.Dropout(config.dropout, name="head_dropout")(x)
-    x = layers.Dense(num_classes, kernel_regularizer=reg, name="logits")(x)
-    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=f"transfer_{backbone.name}")
+    return keras.Model(inputs, head(x, regularizer=reg), name=f"transfer_{backbone.name}")

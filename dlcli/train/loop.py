@@ -15,22 +15,29 @@ Sums = dict[str, float]
 
 
 class StepRunner:
-    """Compiled train and evaluation functions for one model, optimizer and task."""
+    """Compiled train and evaluation functions for one model, its optimizers and a task."""
 
     def __init__(
-        self, strategy: Any, model: Any, optimizer: Any, task: Any, *, jit_compile: bool = False
+        self,
+        strategy: Any,
+        model: Any,
+        optimizers: dict[str, Any],
+        task: Any,
+        *,
+        jit_compile: bool = False,
     ) -> None:
-        self.strategy, self.model, self.optimizer, self.task = strategy, model, optimizer, task
+        self.strategy, self.model, self.task = strategy, model, task
+        self.optimizers = optimizers
         self.jit_compile = jit_compile
         self._train_chunk = self._build_train_chunk()
         self._evaluate_all = self._build_evaluate()
 
     # The per-replica computation. Tasks with their own step (GAN, VAE, CTC) provide
-    # `train_step(model, optimizer, batch) -> sums`; everything else uses this one.
+    # `train_step(model, optimizers, batch) -> sums`; everything else uses this one.
     def _default_train_step(self) -> Callable[[Any], Any]:
         import tensorflow as tf
 
-        model, optimizer, task = self.model, self.optimizer, self.task
+        model, optimizer, task = self.model, self.optimizers["model"], self.task
 
         def gradients(x: Any, y: Any) -> Any:
             with tf.GradientTape() as tape:
@@ -47,7 +54,7 @@ class StepRunner:
             gradients = tf.function(gradients, jit_compile=True)
 
         def step(batch: Any) -> Any:
-            x, y = batch
+            x, y = task.prepare(batch, training=True)
             grads, sums = gradients(x, y)
             optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
             return sums
@@ -66,7 +73,7 @@ class StepRunner:
 
         custom = getattr(self.task, "train_step", None)
         step = (
-            (lambda batch: custom(self.model, self.optimizer, batch))
+            (lambda batch: custom(self.model, self.optimizers, batch))
             if custom
             else self._default_train_step()
         )
@@ -86,10 +93,13 @@ class StepRunner:
 
         model, task = self.model, self.task
 
-        def step(batch: Any) -> Any:
-            x, y = batch
+        def default_step(batch: Any) -> Any:
+            x, y = task.prepare(batch, training=False)
             outputs = model(x, training=False)
             return task.batch_sums(y, outputs, task.per_example_loss(y, outputs))
+
+        custom = getattr(task, "eval_step", None)
+        step = (lambda batch: custom(model, batch)) if custom else default_step
 
         @tf.function
         def evaluate_all(dataset: Any, zeros: Any) -> Any:
@@ -123,11 +133,15 @@ def distribute(
     training: bool,
     skip_steps: int = 0,
     batch_map: Callable[[Any, Any], Any] | None = None,
+    batch: Callable[[Any, int, bool], Any] | None = None,
 ) -> tuple[Any, int]:
     """Shard and batch `dataset` for `strategy`; return the distributed dataset and the number
     of global steps one pass takes (for training, every worker runs exactly that many).
-    `skip_steps` resumes a training pass in the middle, at the same batch it stopped."""
+    `skip_steps` resumes a training pass in the middle, at the same batch it stopped.
+    `batch(dataset, size, drop_remainder)` is the data source's batching (padded, say)."""
     import tensorflow as tf
+
+    batch = batch or (lambda ds, n, drop: ds.batch(n, drop_remainder=drop))
 
     replicas = strategy.num_replicas_in_sync
     if global_batch_size % replicas:
@@ -151,13 +165,13 @@ def distribute(
             # Drop the remainder so every replica of every worker runs the same steps.
             holder["steps"] = max(1, shard // per_pipeline)
             drop = shard >= per_pipeline
-            ds = ds.batch(per_replica, drop_remainder=drop)
+            ds = batch(ds, per_replica, drop)
             batches_per_step = per_pipeline // per_replica
             ds = ds.take(holder["steps"] * batches_per_step).skip(skip_steps * batches_per_step)
             if batch_map is not None:  # augmentation, on whole batches, training only
                 ds = ds.map(batch_map, num_parallel_calls=tf.data.AUTOTUNE)
         else:
-            ds = ds.batch(per_replica)
+            ds = batch(ds, per_replica, False)
         return ds.prefetch(tf.data.AUTOTUNE)
 
     options = tf.distribute.InputOptions(experimental_fetch_to_device=True)

@@ -8,15 +8,19 @@ from typing import Any
 from dlcli.train.config import TrainConfig
 
 
-def build_schedule(config: TrainConfig, steps_per_epoch: int) -> Any:
-    """A Keras LearningRateSchedule (or a float for constant and reduce_on_plateau)."""
+def build_schedule(config: TrainConfig, steps_per_epoch: int, scale: Any = None) -> Any:
+    """A Keras LearningRateSchedule (or a float for a constant rate without warm-up).
+
+    `scale` (a variable) multiplies the rate: reduce_on_plateau lowers it, which works with
+    or without warm-up because the schedule, not the optimizer, owns the rate.
+    """
     opt, sched = config.optimizer, config.lr_schedule
     base = opt.learning_rate
     total = max(1, config.epochs * steps_per_epoch)
     warmup = int(sched.warmup_epochs * steps_per_epoch)
-    if sched.type in ("constant", "reduce_on_plateau") and not warmup:
+    if sched.type == "constant" and not warmup:
         return base
-    return schedule_class()(
+    schedule = schedule_class()(
         kind=sched.type,
         base=base,
         warmup_steps=warmup,
@@ -26,13 +30,17 @@ def build_schedule(config: TrainConfig, steps_per_epoch: int) -> Any:
         factor=sched.factor,
         steps_per_epoch=steps_per_epoch,
     )
+    schedule.scale = scale
+    return schedule
 
 
-def build_optimizer(config: TrainConfig, steps_per_epoch: int, precision: str) -> Any:
+def build_optimizer(
+    config: TrainConfig, steps_per_epoch: int, precision: str, lr_scale: Any = None
+) -> Any:
     import keras
 
     opt = config.optimizer
-    lr = build_schedule(config, steps_per_epoch)
+    lr = build_schedule(config, steps_per_epoch, lr_scale)
     common: dict[str, Any] = {"learning_rate": lr}
     if opt.clipnorm:
         common["clipnorm"] = opt.clipnorm
@@ -81,6 +89,7 @@ def schedule_class() -> Any:
             self.kind, self.base, self.warmup_steps = kind, base, warmup_steps
             self.total_steps, self.min_ratio = total_steps, min_ratio
             self.step_size, self.factor, self.steps_per_epoch = step_size, factor, steps_per_epoch
+            self.scale: Any = None  # a variable set by the trainer (reduce_on_plateau)
 
         def __call__(self, step: Any) -> Any:
             step = ops.cast(step, "float32")
@@ -98,7 +107,11 @@ def schedule_class() -> Any:
             else:
                 decayed = ops.convert_to_tensor(self.base, "float32")
             if self.warmup_steps:
-                return ops.where(step < self.warmup_steps, self.base * (step + 1) / warm, decayed)
+                decayed = ops.where(
+                    step < self.warmup_steps, self.base * (step + 1) / warm, decayed
+                )
+            if self.scale is not None:
+                decayed = decayed * ops.cast(self.scale, "float32")
             return decayed
 
         def get_config(self) -> dict[str, Any]:

@@ -49,8 +49,11 @@ class EpochProgress:
         if self._progress is not None:
             self._progress.update(self._task, advance=steps, metrics=format_metrics(metrics))
 
-    def end(self, epoch: int, epochs: int, logs: dict[str, float], seconds: float) -> None:
+    def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+    def end(self, epoch: int, epochs: int, logs: dict[str, float], seconds: float) -> None:
+        self.close()
         log.info("epoch %d/%d  %s  (%.1fs)", epoch, epochs, format_metrics(logs), seconds)

@@ -37,10 +37,13 @@ def changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
 
 
-def check_resume_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """Return the safe changes; raise naming the unsafe ones."""
+def check_resume_changes(
+    before: dict[str, Any], after: dict[str, Any], extra_safe: tuple[str, ...] = ()
+) -> list[str]:
+    """Return the safe changes; raise naming the unsafe ones. `extra_safe`: the task's own
+    keys that only change evaluation (`task.top_k`, a threshold)."""
     changes = changed_keys(before, after)
-    unsafe = [k for k in changes if not k.startswith(SAFE_PREFIXES)]
+    unsafe = [k for k in changes if not k.startswith((*SAFE_PREFIXES, *extra_safe))]
     if unsafe:
         old, new = flatten(before), flatten(after)
         detail = "; ".join(f"`{k}`: {old.get(k)!r} -> {new.get(k)!r}" for k in unsafe)

@@ -1,4 +1,9 @@
-"""Train a validated pipeline into a run directory, or resume one from its last checkpoint."""
+"""Train a validated pipeline into a run directory, or resume one from its last checkpoint.
+
+The Trainer knows nothing of the problem: the task builds the model's head, turns batches
+into inputs and targets, computes losses and metrics (with their direction) and writes its own
+artifacts. The Trainer owns the strategy, the phases, the epoch loop and the checkpoints.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,13 @@ from typing import Any
 from dlcli import runs
 from dlcli.data import create_dataset
 from dlcli.errors import ConfigError, TrainingError
-from dlcli.models import create_model
+from dlcli.registry import did_you_mean
 from dlcli.tasks import create_task
+from dlcli.tasks.base import metric_direction
 from dlcli.train.config import TrainConfig
 from dlcli.train.loop import StepRunner, distribute
 from dlcli.train.optim import build_optimizer
+from dlcli.train.policy import MonitorPolicy
 from dlcli.train.progress import EpochProgress
 from dlcli.train.state import Checkpoints, TrainerState
 from dlcli.train.strategy import resolve_precision, select_strategy
@@ -24,10 +31,11 @@ log = logging.getLogger("dlcli")
 
 
 class Trainer:
-    """Owns one training run: data, model, optimizer, checkpoints and the epoch loop.
+    """Owns one training run: data, model, optimizers, checkpoints and the epoch loop.
 
     Phase 1 trains what the model leaves trainable (a transfer model: its head); with
-    `train.fine_tune`, phase 2 unfreezes the backbone and trains on with a new optimizer.
+    `train.fine_tune`, phase 2 asks the model config to unfreeze its pretrained part and
+    trains on with new optimizers.
     """
 
     def __init__(self, cfg: Any, run_dir: Path, *, show_progress: bool = True) -> None:
@@ -48,36 +56,55 @@ class Trainer:
             self.choice.replicas,
             self.precision,
         )
-        self.data = create_dataset(cfg.data, seed=cfg.seed)
-        log.info("data: %s, classes: %s", self.data.sizes, ", ".join(self.data.class_names))
+        source = create_dataset(cfg.data, seed=cfg.seed)
+        self.spec = source.spec
+        self.task = create_task(cfg.task, self.spec)
+        self.data = self.task.adapt_data(source)
+        classes = f", classes: {', '.join(source.class_names)}" if source.class_names else ""
+        log.info("data: %s%s", self.data.sizes, classes)
+        self.monitor, direction = self._resolve_monitor()
         self.train_data = self.data.split("train")
         self.augment = self._augmenter()
         _, self.steps_per_epoch = self.epoch_dataset(0)
         self.val_data = None
-        if self.data.sizes.get("validation", 0) > 0:
+        if self.data.has("validation"):
             self.val_data, _ = distribute(
                 self.choice.strategy,
                 self.data.splits["validation"],
                 cfg.train.batch_size,
                 training=False,
+                batch=self.data.batch,
             )
         with self.choice.strategy.scope():
-            self.model = create_model(
-                cfg.model,
-                input_shape=self.data.input_shape,
-                num_classes=len(self.data.class_names),
-            )
-        self.task = create_task(
-            cfg.task, class_names=self.data.class_names, class_counts=self.data.class_counts
-        )
+            self.model = self.task.build_model(cfg.model)
+            self.lr_scale = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="lr_scale")
+        self.direction = direction
         self.writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
         self.progress = EpochProgress(show_progress)
-        es = cfg.train.early_stopping
-        self.monitor = es.monitor if es else ("val_loss" if self.val_data else "loss")
-        # Losses go down; everything else (accuracy) goes up.
-        self.sign = 1.0 if "loss" in self.monitor else -1.0
         self.phase = 0
         self._setup_phase(1)
+
+    def _resolve_monitor(self) -> tuple[str, str]:
+        """The metric early stopping, the best checkpoint and the plateau follow, checked before
+        any training: a name the run will not report is an error now, not after epoch 1."""
+        es = self.cfg.train.early_stopping
+        has_val = self.data.has("validation")
+        monitor = es.monitor if es else self.task.default_monitor(has_val)
+        direction = metric_direction(self.cfg.task, monitor)
+        reported = [*self.cfg.task.metrics, *(f"val_{m}" for m in self.cfg.task.metrics)]
+        if direction is None:
+            raise ConfigError(
+                f"train.early_stopping.monitor is `{monitor}`, which task "
+                f"`{self.cfg.task.type}` does not report. Expected one of: {', '.join(reported)}.",
+                hint=did_you_mean(monitor, reported),
+            )
+        if monitor.startswith("val_") and not has_val:
+            raise ConfigError(
+                f"train.early_stopping.monitor is `{monitor}`, but the validation split is "
+                f"empty (split sizes: {self.data.sizes}).",
+                hint=f"monitor `{monitor.removeprefix('val_')}`, or hold out validation data",
+            )
+        return monitor, direction
 
     def _augmenter(self) -> Any:
         augment = getattr(self.cfg.data, "augment", None)
@@ -86,7 +113,7 @@ class Trainer:
         from dlcli.data.augment import build_augmenter
 
         log.info("augmentation: %s", augment.model_dump(exclude_defaults=True))
-        return build_augmenter(augment, len(self.data.class_names), self.cfg.seed)
+        return build_augmenter(augment, max(len(self.data.class_names), 1), self.cfg.seed)
 
     def phase_config(self, phase: int) -> TrainConfig:
         train, ft = self.cfg.train, self.cfg.train.fine_tune
@@ -99,52 +126,37 @@ class Trainer:
 
     def _setup_phase(self, phase: int) -> None:
         if phase == 2:
-            self._unfreeze_backbone()
+            self.cfg.model.fine_tune(self.model, self.cfg.train.fine_tune)
+        config = self.phase_config(phase)
         with self.choice.strategy.scope():
-            self.optimizer = build_optimizer(
-                self.phase_config(phase), self.steps_per_epoch, self.precision
-            )
-            self.optimizer.build(self.model.trainable_variables)
+            self.optimizers = {
+                name: build_optimizer(config, self.steps_per_epoch, self.precision, self.lr_scale)
+                for name in ("model", *self.task.extra_optimizers())
+            }
+            self.optimizers["model"].build(self.model.trainable_variables)
         self.runner = StepRunner(
             self.choice.strategy,
             self.model,
-            self.optimizer,
+            self.optimizers,
             self.task,
             jit_compile=self.cfg.train.jit_compile,
         )
         self.checkpoints = Checkpoints(
             self.run_dir / "checkpoints",
             self.model,
-            self.optimizer,
+            self.optimizers,
             self.cfg.train.checkpoint.keep,
+            extra=self.task.checkpoint_objects(),
+        )
+        es, sched = self.cfg.train.early_stopping, config.lr_schedule
+        self.policy = MonitorPolicy(
+            self.monitor,
+            self.direction,
+            patience=es.patience if es else None,
+            min_delta=es.min_delta if es else 0.0,
+            plateau_patience=sched.patience if sched.type == "reduce_on_plateau" else None,
         )
         self.phase = phase
-
-    def _unfreeze_backbone(self) -> None:
-        try:
-            backbone = self.model.get_layer("backbone")
-        except ValueError:
-            raise ConfigError(
-                f"train.fine_tune needs a model with a pretrained backbone; "
-                f"`{self.cfg.model.type}` has none.",
-                hint="use `model.type: transfer`, or remove train.fine_tune",
-            ) from None
-        from keras import layers
-
-        ft = self.cfg.train.fine_tune
-        backbone.trainable = True
-        for index, layer in enumerate(backbone.layers):
-            below = ft.unfreeze != "all" and index < len(backbone.layers) - ft.unfreeze
-            frozen_bn = ft.batch_norm == "frozen" and isinstance(layer, layers.BatchNormalization)
-            layer.trainable = not (below or frozen_bn)
-        trainable = sum(1 for layer in backbone.layers if layer.trainable and layer.weights)
-        log.info(
-            "fine-tuning: %d backbone layers with weights now train (batch norm %s), "
-            "learning rate %g",
-            trainable,
-            ft.batch_norm,
-            ft.learning_rate,
-        )
 
     def epoch_dataset(self, epoch_index: int, skip_steps: int = 0) -> tuple[Any, int]:
         """Epoch `epoch_index` (0-based) always sees the same order: shuffled by seed + epoch."""
@@ -159,6 +171,7 @@ class Trainer:
             training=True,
             skip_steps=skip_steps,
             batch_map=self.augment,
+            batch=self.data.batch,
         )
 
     def planned_epochs(self, state: TrainerState) -> int:
@@ -176,32 +189,18 @@ class Trainer:
         return bool(state.epoch >= state.phase_start + self.cfg.train.fine_tune.epochs)
 
     def _complete(self, state: TrainerState) -> bool:
+        if not self.task.trains_weights:
+            return True
         return self._phase_done(state) and (state.phase == 2 or self.cfg.train.fine_tune is None)
 
     def fit(self, *, resume: bool = False) -> dict[str, Any]:
         state = TrainerState()
         if resume:
-            peek = self.checkpoints.peek_latest()
-            if peek is not None and peek.phase == 2:
-                self._setup_phase(2)
-            state = self.checkpoints.restore_latest()
-            planned = self.planned_epochs(state)
-            log.info(
-                "resuming after epoch %d, step %d (of %d epochs)", state.epoch, state.step, planned
-            )
-            if state.stopped_early and planned > state.planned:
-                state.stopped_early, state.waited = False, 0  # extended: patience starts anew
-            elif self._complete(state):
-                log.info(
-                    "the run is already complete (%d/%d epochs%s); extend it with "
-                    "--set train.epochs=N",
-                    state.epoch,
-                    planned,
-                    ", stopped early" if state.stopped_early else "",
-                )
+            state = self._restore()
         if not self.choice.is_chief:
             log.info("worker process: artifacts go to a temporary directory")
-        runs.atomic_write_json(self.run_dir / runs.LABELS_FILE, self.data.class_names)
+        self.spec.save(self.run_dir)
+        self.task.save_artifacts(self.run_dir)
         while not self._complete(state):
             if self._phase_done(state):  # phase 1 is over and fine-tuning follows
                 self._start_fine_tuning(state)
@@ -210,12 +209,35 @@ class Trainer:
         self.writer.flush()
         return self._finish(state)
 
+    def _restore(self) -> TrainerState:
+        peek = self.checkpoints.peek_latest()
+        if peek is not None and peek.phase == 2:
+            self._setup_phase(2)
+        state = self.checkpoints.restore_latest()
+        self.lr_scale.assign(state.lr_scale)
+        planned = self.planned_epochs(state)
+        log.info(
+            "resuming after epoch %d, step %d (of %d epochs)", state.epoch, state.step, planned
+        )
+        if state.stopped_early and planned > state.planned:
+            state.stopped_early, state.waited = False, 0  # extended: patience starts anew
+        elif self._complete(state):
+            log.info(
+                "the run is already complete (%d/%d epochs%s); extend it with --set train.epochs=N",
+                state.epoch,
+                planned,
+                ", stopped early" if state.stopped_early else "",
+            )
+        return state
+
     def _start_fine_tuning(self, state: TrainerState) -> None:
         es = self.cfg.train.early_stopping
         if state.stopped_early and es and es.restore_best:
             self.checkpoints.restore_best_weights()
         state.phase, state.phase_start = 2, state.epoch
         state.stopped_early, state.waited, state.plateau_waited = False, 0, 0
+        state.lr_scale = 1.0
+        self.lr_scale.assign(1.0)
         self._setup_phase(2)
 
     def _train_epoch(self, state: TrainerState) -> None:
@@ -225,31 +247,32 @@ class Trainer:
         iterator = iter(dist)
         every = self.cfg.train.checkpoint.every_n_steps
         self.progress.start(epoch, epochs, steps, done=state.step)
-        while state.step < steps:
-            n = min(self.cfg.train.steps_per_execution, steps - state.step)
-            if every:
-                n = min(n, every - int(self.optimizer.iterations.numpy()) % every)
-            sums = self.runner.train(iterator, n)
-            state.totals = {k: state.totals.get(k, 0.0) + v for k, v in sums.items()}
-            state.step += n
-            running = self.task.metrics(state.totals)
-            if not math.isfinite(running["loss"]):
-                self.progress.end(epoch, epochs, running, time.perf_counter() - started)
-                last = self.checkpoints.last.latest_checkpoint
-                raise TrainingError(
-                    f"The training loss became {running['loss']} at epoch {epoch}, "
-                    f"step {state.step}. Training stopped.",
-                    hint="lower train.optimizer.learning_rate or set train.optimizer.clipnorm; "
-                    f"the last good checkpoint is {last or 'none (no epoch finished)'}",
-                )
-            self.progress.advance(n, running)
-            if every and state.step < steps and self.optimizer.iterations.numpy() % every == 0:
-                self.checkpoints.save(state, number=self._checkpoint_number())
-        self._end_epoch(state, epoch, epochs, started)
+        try:
+            while state.step < steps:
+                n = min(self.cfg.train.steps_per_execution, steps - state.step)
+                if every:
+                    n = min(n, every - state.global_step % every)
+                sums = self.runner.train(iterator, n)
+                state.totals = {k: state.totals.get(k, 0.0) + v for k, v in sums.items()}
+                state.step += n
+                state.global_step += n
+                running = self.task.metrics(state.totals)
+                if not math.isfinite(running["loss"]):
+                    raise self._nan_error(running["loss"], epoch, state.step)
+                self.progress.advance(n, running)
+                if every and state.step < steps and state.global_step % every == 0:
+                    self.checkpoints.save(state, number=state.global_step)
+            self._end_epoch(state, epoch, epochs, started)
+        finally:
+            self.progress.close()  # also on errors: never leave a live bar on the terminal
 
-    def _checkpoint_number(self) -> int:
-        # Unique across phases: phase 2 has a fresh optimizer whose step count restarts.
-        return int(self.optimizer.iterations.numpy()) + 10_000_000 * (self.phase - 1)
+    def _nan_error(self, loss: float, epoch: int, step: int) -> TrainingError:
+        last = self.checkpoints.last.latest_checkpoint
+        return TrainingError(
+            f"The training loss became {loss} at epoch {epoch}, step {step}. Training stopped.",
+            hint="lower train.optimizer.learning_rate or set train.optimizer.clipnorm; "
+            f"the last good checkpoint is {last or 'none (no epoch finished)'}",
+        )
 
     def _end_epoch(self, state: TrainerState, epoch: int, epochs: int, started: float) -> None:
         import keras
@@ -259,72 +282,50 @@ class Trainer:
         if self.val_data is not None:
             val_sums = self.runner.evaluate(self.val_data, list(state.totals))
             logs.update({f"val_{k}": v for k, v in self.task.metrics(val_sums).items()})
-        logs["lr"] = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+        logs.update(self.task.on_epoch_end(self.model, epoch, self.run_dir))
+        logs["lr"] = float(keras.ops.convert_to_numpy(self.optimizers["model"].learning_rate))
         logs["phase"] = state.phase
         logs["seconds"] = round(time.perf_counter() - started, 3)
         state.history.append(logs)
         state.epoch, state.step, state.totals = epoch, 0, {}
         state.planned = epochs
-        improved = self._track(state, logs)
+        verdict = self.policy.update(state, logs)
+        if verdict.reduce_lr:
+            state.lr_scale *= self.phase_config(state.phase).lr_schedule.factor
+            self.lr_scale.assign(state.lr_scale)
+            log.info("reduce on plateau: learning rate x%.3g", state.lr_scale)
         with self.writer.as_default(step=epoch):
             for key, value in logs.items():
                 if key not in ("epoch", "phase"):
                     tf.summary.scalar(key, value)
-        self.checkpoints.save(state, number=self._checkpoint_number(), best=improved)
+        self.checkpoints.save(state, number=state.global_step, best=verdict.improved)
         runs.atomic_write_csv(self.run_dir / runs.HISTORY_FILE, state.history)
         # The epoch's line comes last: when it shows, the epoch is safely on disk.
         shown = {k: v for k, v in logs.items() if k not in ("seconds", "phase")}
         self.progress.end(epoch, epochs, shown, logs["seconds"])
 
-    def _track(self, state: TrainerState, logs: dict[str, Any]) -> bool:
-        """Update best / early stopping / reduce-on-plateau; return whether this epoch is best."""
-        if self.monitor not in logs:
-            raise TrainingError(
-                f"train.early_stopping.monitor is `{self.monitor}`, which this run does not "
-                f"report. Expected one of: {', '.join(k for k in logs if k != 'epoch')}."
-            )
-        value = self.sign * logs[self.monitor]
-        es, sched = self.cfg.train.early_stopping, self.phase_config(state.phase).lr_schedule
-        improved = value < state.best - (es.min_delta if es else 0.0)
-        if improved:
-            state.best, state.best_epoch = value, logs["epoch"]
-            state.waited = state.plateau_waited = 0
-            return True
-        state.waited += 1
-        state.plateau_waited += 1
-        if sched.type == "reduce_on_plateau" and state.plateau_waited >= sched.patience:
-            new_lr = float(self.optimizer.learning_rate.numpy()) * sched.factor
-            self.optimizer.learning_rate.assign(new_lr)
-            state.plateau_waited = 0
-            log.info("reduce on plateau: learning rate -> %.3g", new_lr)
-        if es and state.waited >= es.patience:
-            state.stopped_early = True
-            log.info(
-                "early stopping: `%s` has not improved for %d epochs (best: epoch %d)",
-                self.monitor,
-                es.patience,
-                state.best_epoch,
-            )
-        return False
-
     def _finish(self, state: TrainerState) -> dict[str, Any]:
         es = self.cfg.train.early_stopping
-        final_epoch = state.history[-1]["epoch"]
+        final_epoch = state.history[-1]["epoch"] if state.history else 0
         restore = es and es.restore_best and state.best_epoch != final_epoch
         if restore and self.checkpoints.restore_best_weights():
             final_epoch = state.best_epoch
         runs.save_model_atomic(self.model, self.run_dir / runs.MODEL_FILE)
-        final = next(h for h in state.history if h["epoch"] == final_epoch)
+        self.task.after_training(self.model, self.data, self.run_dir, self.cfg.train.batch_size)
+        final = next((h for h in state.history if h["epoch"] == final_epoch), {})
         skip = ("epoch", "lr", "seconds", "phase")
         summary = {
+            "task": self.cfg.task.type,
             "epochs_run": len(state.history),
             "best_epoch": final_epoch,
             "stopped_early": state.stopped_early,
+            "monitor": self.monitor,
             "train": {k: v for k, v in final.items() if not k.startswith("val_") and k not in skip},
             "validation": {k[4:]: v for k, v in final.items() if k.startswith("val_")},
             "strategy": self.choice.name,
             "replicas": self.choice.replicas,
             "precision": self.precision,
+            "jit_compile": self.cfg.train.jit_compile,
             "data": self.data.sizes,
             "skipped_files": len(self.data.skipped),
         }
@@ -335,5 +336,6 @@ class Trainer:
 def train_pipeline(
     cfg: Any, run_dir: Path, *, resume: bool = False, show_progress: bool = True
 ) -> dict[str, Any]:
-    """Fit `cfg` and write model, labels, history, metrics, checkpoints and TensorBoard events."""
+    """Fit `cfg` and write model, spec, task artifacts, history, metrics, checkpoints and
+    TensorBoard events into `run_dir`."""
     return Trainer(cfg, run_dir, show_progress=show_progress).fit(resume=resume)

@@ -27,6 +27,8 @@ class TrainerState:
     planned: int = 0  # epochs the run was set to do, at the last save
     phase: int = 1  # 2 once train.fine_tune has unfrozen the backbone
     phase_start: int = 0  # epochs done when the current phase began
+    global_step: int = 0  # train steps over all phases: numbers the checkpoints
+    lr_scale: float = 1.0  # product of reduce_on_plateau's factors in this phase
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -41,18 +43,29 @@ class TrainerState:
 
 
 class Checkpoints:
-    """The last K checkpoints plus the best one; each holds the model, the optimizer, the
-    dropout RNG state and the TrainerState."""
+    """The last K checkpoints plus the best one; each holds the model, every optimizer, the
+    task's own objects, the dropout RNG state and the TrainerState."""
 
-    def __init__(self, directory: Path, model: Any, optimizer: Any, keep: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        model: Any,
+        optimizers: dict[str, Any],
+        keep: int,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         import tensorflow as tf
 
         self._state = tf.Variable("", dtype=tf.string, trainable=False)
         # Keras keeps dropout's RNG in seed-generator variables that tf.train.Checkpoint does
         # not reach through the model, so they are listed explicitly.
         rng = [v for v in model.non_trainable_variables if "seed_generator" in v.path]
+        named = {
+            "optimizer" if name == "model" else f"optimizer_{name}": optimizer
+            for name, optimizer in optimizers.items()
+        }
         self.checkpoint = tf.train.Checkpoint(
-            model=model, optimizer=optimizer, rng=rng, trainer_state=self._state
+            model=model, rng=rng, trainer_state=self._state, **named, **(extra or {})
         )
         self.last = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep)
         self.best = tf.train.CheckpointManager(

@@ -142,3 +142,32 @@ def test_every_template_validates():
     assert templates()
     for name, text in templates().items():
         assert load(text).config.name, name
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "alias_at"),
+    [
+        ("a: &x [*x]\n", "pipe.yaml:2:8"),
+        ("b: &y {c: *y}\n", "pipe.yaml:2:11"),
+        ("b: &y\n  c:\n    d: [1, *y]\n", "pipe.yaml:4:12"),
+    ],
+    ids=["sequence", "mapping", "nested"],
+)
+def test_recursive_alias_is_refused_at_its_line(yaml_text: str, alias_at: str):
+    message = error_of("name: x\n" + yaml_text)
+    assert f"/p/pipe.yaml:{alias_at.split(':', 1)[1]}" in message
+    assert "Recursive anchors/aliases are not supported" in message
+    assert "| " + yaml_text.splitlines()[-1] in message  # the line, quoted
+
+
+def test_aliases_that_do_not_contain_themselves_still_work():
+    text = GOOD.replace("image_size: [32, 32]", "image_size: &size [32, 32]")
+    cfg = load(text + "  optimizer: &opt {type: sgd}\n", ["model.filters=[4, 8]"]).config
+    assert cfg.data.image_size == (32, 32) and cfg.train.optimizer.type == "sgd"
+    merged = GOOD.replace("train:\n  epochs: 3", "train:\n  <<: &base {epochs: 5}\n  batch_size: 8")
+    assert load(merged).config.train.epochs == 5
+
+
+def test_recursive_alias_in_an_override_is_refused():
+    message = error_of(GOOD, ["model.filters=&x [*x]"])
+    assert "model.filters=&x [*x]" in message and "Recursive" in message

@@ -103,41 +103,6 @@ def test_npz_without_known_arrays(tmp_path: Path):
         create_dataset(cfg.data, seed=0)
 
 
-@pytest.fixture(scope="module")
-def local_tfds_builder(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A real TFDS builder over local PNGs: download_and_prepare reads files, fetches nothing."""
-    import tensorflow_datasets as tfds
-
-    from tests.conftest import DIGITS
-
-    class DlcliLocalDigits(tfds.core.GeneratorBasedBuilder):
-        VERSION = tfds.core.Version("1.0.0")
-
-        def _info(self) -> tfds.core.DatasetInfo:
-            return self.dataset_info_from_configs(
-                features=tfds.features.FeaturesDict(
-                    {
-                        "image": tfds.features.Image(shape=(8, 8, 1)),
-                        "label": tfds.features.ClassLabel(names=[f"d{i}" for i in range(10)]),
-                    }
-                ),
-                supervised_keys=("image", "label"),
-            )
-
-        def _split_generators(self, dl_manager):  # type: ignore[no-untyped-def]
-            return {
-                "train": self._generate_examples(range(0, 12)),
-                "test": self._generate_examples(range(12, 15)),
-            }
-
-        def _generate_examples(self, take: range):  # type: ignore[no-untyped-def]
-            for label in range(10):
-                for f in sorted((DIGITS / str(label)).glob("*.png"))[take.start : take.stop]:
-                    yield f.name, {"image": str(f), "label": label}
-
-    return "dlcli_local_digits"
-
-
 def test_tfds_prepares_a_local_builder_and_loads_offline(local_tfds_builder: str, tmp_path: Path):
     section = (
         f"data: {{type: tfds, name: {local_tfds_builder}, data_dir: tfds, "

@@ -221,3 +221,24 @@ def test_export_tflite_runs_in_the_interpreter(trained: dict, tmp_path: Path):
 def test_export_rejects_unknown_formats(trained: dict):
     result = run_cli("export", trained["run"], "--format", "onnx")
     assert result.code == 2 and "Expected keras, saved_model or tflite" in result.stderr
+
+
+@pytest.mark.parametrize("top_k", ["0", "-1"])
+def test_top_k_below_one_is_a_usage_error(trained: dict, small_digits: Path, top_k: str):
+    image = sorted((small_digits / "3").glob("*.png"))[0]
+    for command in (["predict", trained["run"], image], ["evaluate", trained["run"]]):
+        result = run_cli(*command, "--top-k", top_k, cwd=trained["work"])
+        assert result.code == 2, result.stderr
+        assert_no_traceback(result)
+        assert "--top-k" in result.stderr
+        assert any(f"{at_least} 1" in result.stderr for at_least in (">=", "or equal to"))
+        assert "--set" not in result.stderr  # the user typed --top-k, not --set
+        assert len(result.stderr.splitlines()) < 15
+
+
+def test_predict_files_refuses_top_k_below_one():
+    from dlcli.errors import ConfigError
+    from dlcli.predict import predict_files
+
+    with pytest.raises(ConfigError, match=r"`--top-k`\. Received: 0\. Expected >= 1"):
+        predict_files(Path("any-run"), ["any.png"], top_k=0)

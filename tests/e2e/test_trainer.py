@@ -254,7 +254,9 @@ def test_info_shows_the_strategy_auto_would_pick():
     result = run_cli("info", "--json")
     assert result.code == 0, result.stderr
     facts = result.json()
-    assert facts["strategy"] == "cpu" and facts["precision"] == "float32"
+    gpus = sum(d.startswith("GPU") for d in facts["devices"])
+    assert facts["strategy"] == ("mirrored" if gpus > 1 else "gpu" if gpus else "cpu")
+    assert facts["precision"] in (("mixed_float16", "float32") if gpus else ("float32",))
     assert any(d.startswith("CPU") for d in facts["devices"])
     cluster = {
         "cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},

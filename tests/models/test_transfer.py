@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from dlcli.config.loader import load_pipeline_text
+from dlcli.data.base import DataSpec
 from dlcli.errors import ConfigError
 from dlcli.models import create_model
+from dlcli.models.heads import ClassesHead
 from tests.conftest import SHARED
 
 WEIGHTS = SHARED / "weights" / "keras" / "mobilenet_2_5_224_tf_no_top.h5"
@@ -31,7 +33,7 @@ def test_imagenet_weights_from_a_path_are_the_real_ones():
         f"  type: transfer\n  backbone: MobileNet\n  backbone_args: {{alpha: 0.25}}\n"
         f"  weights: {WEIGHTS}\n"
     )
-    model = create_model(cfg.model, input_shape=(64, 64, 3), num_classes=10)
+    model = create_model(cfg.model, DataSpec((64, 64, 3)), head=ClassesHead(10))
     reference = keras.applications.MobileNet(
         alpha=0.25, include_top=False, weights=str(WEIGHTS), input_shape=(64, 64, 3)
     )
@@ -51,7 +53,7 @@ def test_unknown_backbone_suggests_the_name():
 def test_missing_weights_file_is_a_config_error(tmp_path: Path):
     cfg = model_config("  type: transfer\n  backbone: MobileNet\n  weights: nope.h5\n", tmp_path)
     with pytest.raises(ConfigError, match="file not found"):
-        create_model(cfg.model, input_shape=(32, 32, 3), num_classes=2)
+        create_model(cfg.model, DataSpec((32, 32, 3)), head=ClassesHead(2))
 
 
 @needs_shared
@@ -59,7 +61,7 @@ def test_missing_weights_file_is_a_config_error(tmp_path: Path):
 def test_legacy_keras2_models_cut_into_backbones(name: str, caplog):
     cfg = model_config(f"  type: transfer\n  backbone: {MLPERF / name}\n", size="[40, 40]")
     with caplog.at_level("INFO", logger="dlcli"):
-        model = create_model(cfg.model, input_shape=(40, 40, 3), num_classes=3)
+        model = create_model(cfg.model, DataSpec((40, 40, 3)), head=ClassesHead(3))
     assert model.get_layer("backbone").output.shape[-1] > 3  # features, not the old classes
     if name == "vww_96.h5":
         assert "dropping the legacy `groups` argument" in caplog.text
@@ -73,4 +75,4 @@ def test_cut_at_names_a_layer_and_typos_are_caught():
         f"  type: transfer\n  backbone: {MLPERF / 'vww_96.h5'}\n  cut_at: nope\n", size="[96, 96]"
     )
     with pytest.raises(ConfigError, match="no layer `nope`"):
-        create_model(cfg.model, input_shape=(96, 96, 3), num_classes=2)
+        create_model(cfg.model, DataSpec((96, 96, 3)), head=ClassesHead(2))

@@ -34,6 +34,7 @@ def test_custom_train_step_hook_and_exact_evaluation_sums():
     import keras
     import tensorflow as tf
 
+    from dlcli.data.base import DataSpec
     from dlcli.tasks.classification import ClassificationConfig, ClassificationTask
     from dlcli.train.loop import StepRunner, distribute
 
@@ -42,7 +43,7 @@ def test_custom_train_step_hook_and_exact_evaluation_sums():
     class CustomTask(ClassificationTask):
         """A task with its own step, as GAN, VAE and CTC tasks have."""
 
-        def train_step(self, model, optimizer, batch):  # type: ignore[no-untyped-def]
+        def train_step(self, model, optimizers, batch):  # type: ignore[no-untyped-def]
             calls.append(1)  # traced once
             x, y = batch
             with tf.GradientTape() as tape:
@@ -50,14 +51,14 @@ def test_custom_train_step_hook_and_exact_evaluation_sums():
                 per_example = self.per_example_loss(y, probabilities)
                 loss = tf.nn.compute_average_loss(per_example)
             grads = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            optimizers["model"].apply_gradients(zip(grads, model.trainable_variables, strict=True))
             return self.batch_sums(y, probabilities, per_example)
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
     optimizer = keras.optimizers.SGD(0.1)
-    task = CustomTask(ClassificationConfig(), 2)
+    task = CustomTask(ClassificationConfig(), DataSpec((4,), class_names=["a", "b"]))
     strategy = tf.distribute.get_strategy()
-    runner = StepRunner(strategy, model, optimizer, task)
+    runner = StepRunner(strategy, model, {"model": optimizer}, task)
     dist, steps = distribute(strategy, dataset(20), 5, training=True)
     sums = runner.train(iter(dist), steps)
     assert sums["count"] == 20 and calls

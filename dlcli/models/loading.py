@@ -1,0 +1,54 @@
+"""The one way dlcli loads a saved model: `.keras` or a legacy Keras 2 `.h5`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from dlcli.errors import DataError
+
+log = logging.getLogger("dlcli")
+TRUST_ENV = "DLCLI_TRUST_MODEL"  # set by `dlcli --trust-model`
+
+
+def load_keras_model(path: Any) -> Any:
+    """Load a model file with dlcli's layers registered; legacy Keras 2 arguments are fixed on
+    the way. Lambda layers (Python code inside the file) load only with `--trust-model`."""
+    import keras
+
+    from dlcli.layers import CUSTOM_OBJECTS
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Model file not found: {path}")
+    safe = os.environ.get(TRUST_ENV, "") not in ("1", "true", "yes")
+    try:
+        return keras.saving.load_model(
+            path, compile=False, custom_objects=CUSTOM_OBJECTS, safe_mode=safe
+        )
+    except (TypeError, ValueError, OSError, KeyError) as exc:
+        message = str(exc)
+        if "groups" in message and "DepthwiseConv2D" in message:
+            log.info(
+                "%s is a Keras 2 model: dropping the legacy `groups` argument of DepthwiseConv2D",
+                path,
+            )
+            legacy = {**CUSTOM_OBJECTS, "DepthwiseConv2D": CUSTOM_OBJECTS["LegacyDepthwiseConv2D"]}
+            return keras.saving.load_model(
+                path, compile=False, custom_objects=legacy, safe_mode=safe
+            )
+        if "lambda" in message.lower() and "safe_mode" in message:
+            raise DataError(
+                f"{path} contains a Lambda layer: loading it runs Python code stored in the file, "
+                "which dlcli refuses by default.",
+                hint="if you trust where the file came from, run the command again as "
+                f"`dlcli --trust-model ...` (or set {TRUST_ENV}=1)",
+            ) from None
+        first = (message.strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise DataError(
+            f"Cannot load model {path}: {first}",
+            hint="is it a complete .keras (or Keras .h5) file? a copy cut short or another "
+            "format fails like this",
+        ) from None
