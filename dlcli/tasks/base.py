@@ -156,7 +156,8 @@ class Task(ABC):
 
     def predict_outputs(self, model: Any, inputs: Any) -> Any:
         """The model's outputs for one batch of inputs, as `predict_rows` wants them (an
-        anomaly task turns reconstructions or features into scores here)."""
+        anomaly task turns reconstructions or features into scores here): an array with one
+        row per input, in input order."""
         return model.predict_on_batch(inputs)
 
     @abstractmethod

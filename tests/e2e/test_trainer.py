@@ -190,25 +190,18 @@ def free_ports(n: int) -> list[int]:
 
 
 @pytest.mark.slow
-def test_two_workers_train_in_sync_with_one_set_of_artifacts(tmp_path: Path, small_digits: Path):
+def test_two_workers_run_in_sync_with_one_set_of_artifacts(tmp_path: Path, small_digits: Path):
+    """`dlcli run` on every worker: all train together; only the chief evaluates and exports."""
     pipeline = write_pipeline(tmp_path / "p.yaml", small_digits)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     procs = []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CONFIG": tf_config}
+        command = ["run", str(pipeline), "--json", "--set", "train.epochs=3"]
         procs.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dlcli",
-                    "train",
-                    str(pipeline),
-                    "--json",
-                    "--set",
-                    "train.epochs=3",
-                ],
+                [sys.executable, "-m", "dlcli", *command],
                 cwd=tmp_path,
                 env=env,
                 stdout=subprocess.PIPE,
@@ -220,12 +213,16 @@ def test_two_workers_train_in_sync_with_one_set_of_artifacts(tmp_path: Path, sma
     for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
     chief, worker = (json.loads(out) for out, _ in outputs)
-    assert chief["strategy"] == worker["strategy"] == "multi_worker"
-    assert chief["replicas"] == 2
-    assert chief["train"] == worker["train"]  # in sync: the same weights, the same metrics
-    assert chief["validation"] == worker["validation"]
+    assert chief["train"]["strategy"] == worker["train"]["strategy"] == "multi_worker"
+    assert chief["train"]["replicas"] == 2
+    # In sync: the same weights, the same metrics.
+    assert chief["train"]["train"] == worker["train"]["train"]
+    assert chief["train"]["validation"] == worker["train"]["validation"]
     assert [p.name for p in (tmp_path / "runs" / "tiny").iterdir()] == ["1"]
     assert (tmp_path / "runs/tiny/1/model.keras").is_file()
+    assert chief["evaluation"]["split"] == "test" and chief["export"]
+    assert worker["evaluation"] is None and worker["export"] == {}
+    assert any("worker process" in note for note in worker["notes"])
     assert not Path(worker["run_dir"]).exists()  # the worker's scratch directory is gone
 
 
