@@ -35,6 +35,7 @@ def hand_written_fit(trainer, batch: int, jit_compile: bool | str):  # type: ign
     import tensorflow as tf
 
     from dlcli.models import create_model
+    from dlcli.models.heads import ClassesHead
 
     data = trainer.data
     train = (
@@ -44,9 +45,7 @@ def hand_written_fit(trainer, batch: int, jit_compile: bool | str):  # type: ign
         .prefetch(tf.data.AUTOTUNE)
     )
     val = data.splits["validation"].batch(batch).prefetch(tf.data.AUTOTUNE)
-    model = create_model(
-        trainer.cfg.model, input_shape=data.input_shape, num_classes=len(data.class_names)
-    )
+    model = create_model(trainer.cfg.model, data.spec, head=ClassesHead(len(data.class_names)))
     model.compile(
         keras.optimizers.Adam(1e-3),
         "sparse_categorical_crossentropy",

@@ -120,3 +120,31 @@ def test_tfds_prepares_a_local_builder_and_loads_offline(local_tfds_builder: str
     assert sum(again.class_counts) == 96
     image, label = next(iter(again.split("test")))
     assert image.shape == (16, 16, 3) and 0 <= int(label) < 10
+
+
+def test_manifest_split_by_group_keeps_each_group_in_one_split(small_digits: Path, tmp_path: Path):
+    """A speaker or a patient is never in two splits: `data.group_column`."""
+    rows = ["path,label,speaker"]
+    for label in range(10):
+        for i, image in enumerate(sorted((small_digits / str(label)).glob("*.png"))):
+            rows.append(f"{image},{label},s{i % 6}")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    cfg = load_data(
+        "data: {type: manifest, path: m.csv, image_size: [8, 8], channels: 1, "
+        "group_column: speaker, split: {validation: 0.15, test: 0.3}}",
+        tmp_path,
+    )
+    from dlcli.data.base import grouped_split
+    from dlcli.data.manifest import read_manifest
+
+    manifest = read_manifest(cfg.data)
+    speaker = {row["path"]: row["speaker"] for row in manifest}
+    items = [(row["path"], int(row["label"])) for row in manifest]
+    parts = grouped_split(items, [speaker[p] for p, _ in items], 0.15, 0.3, seed=3)
+    groups = {split: {speaker[p] for p in paths} for split, (paths, _) in parts.items()}
+    assert all(groups[split] for split in groups)  # each split has whole speakers
+    assert not (groups["train"] & groups["test"] or groups["train"] & groups["validation"])
+    assert not groups["validation"] & groups["test"]
+    assert parts == grouped_split(items, [speaker[p] for p, _ in items], 0.15, 0.3, seed=3)
+    bundle = create_dataset(cfg.data, seed=3)
+    assert sum(bundle.sizes.values()) == 300 and bundle.sizes["test"] == 100
