@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
@@ -20,3 +24,20 @@ def signs_data_section(size: int) -> str:
         f"data: {{type: image_folder, path: {SIGNS}, image_size: [{size}, {size}], channels: 3,\n"
         "       split: {validation: 0.1, test: 0.2}}\n"
     )
+
+
+def dlcli_json(command: list[str], cwd: Path) -> tuple[dict[str, Any], float]:
+    """Run `dlcli COMMAND --json` as a user would; its JSON document and the wall time."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlcli", *command, "--json"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if proc.returncode:
+        sys.exit(f"dlcli {' '.join(command[:2])} failed with exit code {proc.returncode}")
+    return json.loads(proc.stdout), time.perf_counter() - start

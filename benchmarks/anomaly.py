@@ -14,16 +14,13 @@ and ahead of both baselines.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _shared import REPO
+from _shared import REPO, dlcli_json
 
 GOAL = 0.90
 PIPELINE = REPO / "pipelines" / "sign_digits_anomaly.yaml"
@@ -40,21 +37,10 @@ AUTOENCODER = [
 
 def dlcli_run(work: Path, normal: str, extra: list[str]) -> tuple[float, float]:
     """ROC AUC on the test split and wall time of one `dlcli run`."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     sets = [f"task.normal_classes=['{normal}']", "export.formats=[keras]", *extra]
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "dlcli", "run", str(PIPELINE), "--json", "--quiet"]
-        + [arg for s in sets for arg in ("--set", s)],
-        cwd=work,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    if proc.returncode:
-        sys.exit(f"dlcli run (normal {normal}) failed with exit code {proc.returncode}")
-    return json.loads(proc.stdout)["evaluation"]["roc_auc"], time.perf_counter() - started
+    command = ["run", str(PIPELINE), "--quiet", *(arg for s in sets for arg in ("--set", s))]
+    document, seconds = dlcli_json(command, work)
+    return document["evaluation"]["roc_auc"], seconds
 
 
 def split_arrays() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:

@@ -8,36 +8,17 @@ augmentation and epochs), as a user would, and prints a table. Goal: transfer >=
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _shared import REPO, dlcli_json
+
 GOAL = 0.99
 PIPELINES = {
     "transfer: MobileNet 0.25, ImageNet weights": "sign_digits_transfer.yaml",
     "from scratch: small CNN": "sign_digits_scratch.yaml",
 }
-
-
-def run(pipeline: Path, work: Path, extra: list[str]) -> tuple[dict, float]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "dlcli", "run", str(pipeline), "--json", *extra],
-        cwd=work,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    if proc.returncode:
-        sys.exit(f"dlcli run {pipeline.name} failed with exit code {proc.returncode}")
-    return json.loads(proc.stdout), time.perf_counter() - start
 
 
 def main() -> None:
@@ -48,7 +29,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for label, name in PIPELINES.items():
-            result, seconds = run(REPO / "pipelines" / name, Path(work), extra)
+            pipeline = REPO / "pipelines" / name
+            result, seconds = dlcli_json(["run", str(pipeline), *extra], Path(work))
             ev = result["evaluation"]
             rows.append(
                 (

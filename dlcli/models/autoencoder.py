@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, PositiveInt
 
 from dlcli.models.base import ModelConfig
+from dlcli.models.blocks import conv_bn_act
 from dlcli.models.heads import EMBEDDING_LAYER
 from dlcli.registry import MODELS
 
@@ -50,26 +51,17 @@ class DenseAutoencoderConfig(ModelConfig):
     example: ClassVar[dict[str, Any]] = {"hidden": [32], "latent": 8}
 
 
-def _conv_unit(
-    x: Any, filters: int, strides: int, name: str, config: Any, reg: Any, *, up: bool = False
-) -> Any:
-    """One conv (transposed with `up`) + optional batch norm + activation."""
-    from keras import layers
-
-    conv = layers.Conv2DTranspose if up else layers.Conv2D
-    x = conv(
+def _unit(x: Any, filters: int, name: str, config: Any, reg: Any, **kwargs: Any) -> Any:
+    return conv_bn_act(
+        x,
         filters,
-        config.kernel_size,
-        strides=strides,
-        padding="same",
-        use_bias=not config.batch_norm,
-        kernel_regularizer=reg,
-        name=f"{name}_conv",
-    )(x)
-    if config.batch_norm:
-        # momentum 0.9: with a few hundred steps the moving statistics must converge.
-        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
-    return layers.Activation(config.activation, name=f"{name}_act")(x)
+        kernel_size=config.kernel_size,
+        batch_norm=config.batch_norm,
+        activation=config.activation,
+        regularizer=reg,
+        name=name,
+        **kwargs,
+    )
 
 
 def _bottleneck(x: Any, config: ConvAutoencoderConfig, reg: Any) -> tuple[Any, Any]:
@@ -109,16 +101,16 @@ def build_conv_autoencoder(config: ConvAutoencoderConfig, *, spec: Any, head: An
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
     for b, filters in enumerate(config.filters, start=1):
         for c in range(1, config.convs_per_block + 1):
-            x = _conv_unit(x, filters, 2 if c == 1 else 1, f"down{b}_{c}", config, reg)
+            x = _unit(x, filters, f"down{b}_{c}", config, reg, strides=2 if c == 1 else 1)
     embedding, x = _bottleneck(x, config, reg)
     if head.kind == "features":
         if config.latent is None:
             embedding = layers.GlobalAveragePooling2D(name="embedding_gap")(embedding)
         return keras.Model(inputs, head(embedding, regularizer=reg), name="conv_autoencoder")
     for b, filters in reversed(list(enumerate(config.filters, start=1))):
-        x = _conv_unit(x, filters, 2, f"up{b}_1", config, reg, up=True)
+        x = _unit(x, filters, f"up{b}_1", config, reg, strides=2, transpose=True)
         for c in range(2, config.convs_per_block + 1):
-            x = _conv_unit(x, filters, 1, f"up{b}_{c}", config, reg)
+            x = _unit(x, filters, f"up{b}_{c}", config, reg)
     x = _to_input_size(x, spec.input_shape)
     return keras.Model(inputs, head(x, regularizer=reg), name="conv_autoencoder")
 

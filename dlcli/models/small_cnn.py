@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, PositiveInt
 
 from dlcli.models.base import ModelConfig
+from dlcli.models.blocks import conv_bn_act
 from dlcli.models.heads import EMBEDDING_LAYER
 from dlcli.registry import MODELS
 
@@ -42,19 +43,15 @@ def build_small_cnn(config: SmallCNNConfig, *, spec: Any, head: Any) -> Any:
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
     for b, filters in enumerate(config.filters):
         for c in range(config.convs_per_block):
-            x = layers.Conv2D(
+            x = conv_bn_act(
+                x,
                 filters,
-                config.kernel_size,
-                padding="same",
-                use_bias=not config.batch_norm,
-                kernel_regularizer=reg,
-                name=f"block{b + 1}_conv{c + 1}",
-            )(x)
-            if config.batch_norm:
-                # momentum 0.9, not Keras's 0.99: with a few hundred steps the moving
-                # statistics must converge, or evaluation sees a different network.
-                x = layers.BatchNormalization(momentum=0.9, name=f"block{b + 1}_bn{c + 1}")(x)
-            x = layers.Activation(config.activation, name=f"block{b + 1}_act{c + 1}")(x)
+                kernel_size=config.kernel_size,
+                batch_norm=config.batch_norm,
+                activation=config.activation,
+                regularizer=reg,
+                name=f"block{b + 1}_{c + 1}",
+            )
         if min(x.shape[1], x.shape[2]) >= 2:
             pool = layers.MaxPooling2D if config.pool == "max" else layers.AveragePooling2D
             x = pool(name=f"block{b + 1}_pool")(x)

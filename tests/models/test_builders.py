@@ -21,7 +21,7 @@ def test_small_cnn_options_shape_the_network():
     spec = DataSpec(input_shape=(32, 32, 1), class_names=["a", "b", "c"])
     model = create_model(config, spec, head=ClassesHead(3))
     names = [layer.name for layer in model.layers]
-    assert sum(n.endswith("_conv1") for n in names) == 3
+    assert sum(n.endswith("_1_conv") for n in names) == 3
     assert not any("_bn" in n for n in names)
     assert model.losses  # L2 on the kernels
     assert model.output_shape == (None, 3)
