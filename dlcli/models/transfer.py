@@ -184,7 +184,8 @@ def _stride_layers(backbone: Any, input_size: int) -> list[Any]:
 
 def _patch_features(backbone: Any, inputs: Any) -> Any:
     """Feature maps at two depths, each averaged over 3x3 neighbourhoods, the deeper one
-    resized to the shallower one's grid, concatenated: one vector per image patch."""
+    resized to the shallower one's grid, concatenated and L2-normalised: one vector per image
+    patch."""
     import keras
     from keras import layers
 
@@ -200,6 +201,8 @@ def _patch_features(backbone: Any, inputs: Any) -> Any:
             x = layers.Resizing(*size, interpolation="bilinear", name=f"patch_resize{i + 1}")(x)
         pooled.append(x)
     x = pooled[0] if len(pooled) == 1 else layers.Concatenate(name="patch_concat")(pooled)
+    # Unit length: distances then compare directions, not the activations' scale.
+    x = layers.UnitNormalization(axis=-1, name="patch_normalize")(x)
     return layers.Identity(name=EMBEDDING_LAYER)(x)
 
 

@@ -33,8 +33,20 @@ class KnnConfig(StrictModel):
     patches: bool = Field(
         True, description="patch features at two depths (local defects); false: one vector"
     )
+    aggregate: Literal["max", "mean"] = Field(
+        "max",
+        description="an image's score from its patches' scores: max finds small local "
+        "defects (PatchCore); mean suits whole-image anomalies (another object or class)",
+    )
+    coreset: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="keep this fraction of the normal features, chosen by greedy k-center "
+        "coreset (PatchCore): a smaller bank that still covers them; 1 keeps all",
+    )
     max_bank: PositiveInt = Field(
-        200_000, description="feature vectors kept in memory (a seeded random subset beyond)"
+        100_000, description="at most this many feature vectors in the memory bank"
     )
 
 
@@ -174,7 +186,7 @@ class AnomalyTask(Task):
             return error.reshape(len(error), -1).mean(axis=1)
         if self.bank is None:
             raise ConfigError("This anomaly run has no memory bank: was training finished?")
-        return _knn_scores(outputs, self.bank, self.config.knn.k)
+        return _knn_scores(outputs, self.bank, self.config.knn.k, self.config.knn.aggregate)
 
     def scores(self, model: Any, dataset: Any, batch_size: int) -> np.ndarray:
         parts = [self.predict_outputs(model, x) for x, _ in dataset.batch(batch_size)]
@@ -217,12 +229,17 @@ class AnomalyTask(Task):
         for x, _ in dataset.batch(batch_size):
             features = np.asarray(model.predict_on_batch(x), np.float32)
             parts.append(features.reshape(-1, features.shape[-1]))
-        bank = np.concatenate(parts)
-        if len(bank) > self.config.knn.max_bank:
-            keep = np.random.default_rng(0).choice(len(bank), self.config.knn.max_bank, False)
-            log.info("memory bank: %d of %d feature vectors kept", len(keep), len(bank))
-            bank = bank[np.sort(keep)]
-        log.info("memory bank: %d vectors of %d features", *bank.shape)
+        features = np.concatenate(parts)
+        wanted = min(
+            self.config.knn.max_bank, max(1, round(len(features) * self.config.knn.coreset))
+        )
+        bank = features[greedy_coreset(features, wanted)] if wanted < len(features) else features
+        log.info(
+            "memory bank: %d of %d feature vectors (greedy coreset), %d features each",
+            len(bank),
+            len(features),
+            bank.shape[1],
+        )
         return bank
 
     def load_artifacts(self, run_dir: Path) -> None:
@@ -287,9 +304,11 @@ def _relabel(dataset: Any, table: list[int]) -> Any:
     return dataset.map(lambda x, y: (x, tf.gather(lookup, tf.cast(y, tf.int32))))
 
 
-def _knn_scores(features: np.ndarray, bank: np.ndarray, k: int) -> np.ndarray:
-    """Per image: the largest, over its patches, of the mean distance to the k nearest bank
-    vectors (a single vector per image without patches)."""
+def _knn_scores(
+    features: np.ndarray, bank: np.ndarray, k: int, aggregate: str = "max"
+) -> np.ndarray:
+    """Per image: over its patches (`max` or `mean`), the mean distance of a patch to its k
+    nearest bank vectors (a single vector per image without patches)."""
     import tensorflow as tf
 
     per_image = features.reshape(len(features), -1, features.shape[-1])
@@ -310,7 +329,40 @@ def _knn_scores(features: np.ndarray, bank: np.ndarray, k: int) -> np.ndarray:
             nearest = -tf.math.top_k(-d2, k=min(k, int(bank_t.shape[0]))).values
         out.append(tf.reduce_mean(tf.sqrt(tf.maximum(nearest, 0.0)), axis=1).numpy())
     distances = np.concatenate(out).reshape(len(features), -1)
-    return distances.max(axis=1)
+    return distances.mean(axis=1) if aggregate == "mean" else distances.max(axis=1)
+
+
+def greedy_coreset(features: np.ndarray, size: int, projection: int = 128) -> np.ndarray:
+    """Indices of `size` vectors chosen by greedy k-center: each pick is the vector farthest
+    from all picked so far, so the subset covers the whole set (PatchCore). Distances are taken
+    in a seeded random projection to `projection` dimensions, which keeps them close enough."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    points = features
+    if features.shape[1] > projection:
+        matrix = rng.normal(size=(features.shape[1], projection)) / np.sqrt(projection)
+        points = features @ matrix.astype(np.float32)
+    points_t = tf.constant(points, tf.float32)
+    first = int(rng.integers(len(points)))
+
+    squares = tf.reduce_sum(tf.square(points_t), axis=1)
+
+    def distances(index: Any) -> Any:  # |p - c|^2 with one pass over the points
+        centre = points_t[index]
+        return squares - 2.0 * tf.linalg.matvec(points_t, centre) + squares[index]
+
+    @tf.function
+    def select(start: Any) -> Any:
+        nearest = distances(start)
+        chosen = tf.TensorArray(tf.int32, size=size).write(0, start)
+        for i in tf.range(1, size):
+            pick = tf.cast(tf.argmax(nearest), tf.int32)
+            chosen = chosen.write(i, pick)
+            nearest = tf.minimum(nearest, distances(pick))
+        return chosen.stack()
+
+    return np.sort(select(tf.constant(first, tf.int32)).numpy())
 
 
 def calibrate(scores: np.ndarray, labels: np.ndarray, config: ThresholdConfig) -> tuple[float, str]:

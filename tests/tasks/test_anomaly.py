@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from dlcli.errors import ConfigError
-from dlcli.tasks.anomaly import AnomalyConfig, ThresholdConfig, _knn_scores, calibrate
+from dlcli.tasks.anomaly import (
+    AnomalyConfig,
+    ThresholdConfig,
+    _knn_scores,
+    calibrate,
+    greedy_coreset,
+)
 from tests.conftest import assert_no_traceback, run_cli, write_pipeline
 
 
@@ -23,6 +29,21 @@ def test_knn_scores_are_exact_distances_and_take_the_worst_patch():
     # k=2: the mean distance to the two nearest bank vectors.
     expected = (5.0 + np.hypot(7.0, 4.0)) / 2
     np.testing.assert_allclose(_knn_scores(features[1:], bank, k=2), [expected], rtol=1e-5)
+    # mean: whole-image anomalies score by all their patches.
+    np.testing.assert_allclose(_knn_scores(features, bank, 1, "mean"), [0.5, 2.5], rtol=1e-5)
+
+
+def test_greedy_coreset_covers_every_cluster():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0, 0], [50, 0], [0, 50], [50, 50]], np.float32)
+    points = np.concatenate([c + rng.normal(size=(100, 2)).astype(np.float32) for c in centres])
+    chosen = greedy_coreset(points, 4)
+    assert len(set(chosen.tolist())) == 4
+    # One pick in each cluster: the farthest-point rule reaches all of them first.
+    assert sorted({int(i) // 100 for i in chosen}) == [0, 1, 2, 3]
+    # Higher dimensions go through a random projection and still pick distinct points.
+    wide = rng.normal(size=(300, 256)).astype(np.float32)
+    assert len(set(greedy_coreset(wide, 30).tolist())) == 30
 
 
 def test_f1_threshold_separates_separable_scores():
