@@ -19,6 +19,7 @@ from dlcli.config.base import StrictModel
 from dlcli.errors import ConfigError, DataError
 from dlcli.registry import TASKS, did_you_mean
 from dlcli.tasks.base import Direction, EvalContext, Task, TaskConfig
+from dlcli.tasks.reconstruction import per_example_errors
 
 log = logging.getLogger("dlcli")
 ANOMALY_FILE = "anomaly.json"
@@ -172,18 +173,14 @@ class AnomalyTask(Task):
         return features, features  # an autoencoder's target is its input
 
     def per_example_loss(self, targets: Any, outputs: Any) -> Any:
-        import tensorflow as tf
-
-        error = tf.square((tf.cast(outputs, tf.float32) - tf.cast(targets, tf.float32)) / 255.0)
-        return tf.reduce_mean(tf.reshape(error, [tf.shape(error)[0], -1]), axis=-1)
+        return per_example_errors(targets, outputs)[0]  # the MSE that is also the score
 
     # ---- scores ---------------------------------------------------------------------------
     def predict_outputs(self, model: Any, inputs: Any) -> Any:
         """Anomaly scores of one batch: higher is more anomalous."""
         outputs = np.asarray(model.predict_on_batch(inputs), dtype=np.float32)
         if self.config.score == "reconstruction":
-            error = ((outputs - np.asarray(inputs, np.float32)) / 255.0) ** 2
-            return error.reshape(len(error), -1).mean(axis=1)
+            return np.asarray(per_example_errors(inputs, outputs)[0])
         if self.bank is None:
             raise ConfigError("This anomaly run has no memory bank: was training finished?")
         return _knn_scores(outputs, self.bank, self.config.knn.k, self.config.knn.aggregate)
