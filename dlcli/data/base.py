@@ -34,6 +34,7 @@ class DataSpec:
     modality: Literal["image", "audio"] = "image"
     class_names: list[str] | None = None  # None: the data has no labels
     class_counts: list[int] = field(default_factory=list)  # of the training split
+    sample_rate: int | None = None  # audio: samples per second of the model's input
 
     @property
     def num_classes(self) -> int:
@@ -75,6 +76,7 @@ class DataBundle:
     modality: Literal["image", "audio"] = "image"
     batch: Callable[[Any, int, bool], Any] = plain_batch
     labels: dict[str, list[int]] = field(default_factory=dict)  # per split, when known
+    sample_rate: int | None = None  # audio sources
 
     def split_labels(self, name: str) -> list[int]:
         """The labels of a split in order: known up front for files, else read from the data."""
@@ -91,6 +93,7 @@ class DataBundle:
             modality=self.modality,
             class_names=list(self.class_names) or None,
             class_counts=list(self.class_counts),
+            sample_rate=self.sample_rate,
         )
 
     def has(self, name: str) -> bool:
