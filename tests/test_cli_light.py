@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dlcli.cli.config_cmds import templates
 from tests.conftest import REPO, assert_no_traceback, run_cli
 
 HEAVY = ("tensorflow", "keras", "matplotlib")
@@ -98,3 +99,11 @@ def test_recursive_yaml_alias_is_a_clear_error(tmp_path: Path):
     assert f"{bad}:2:" in result.stderr
     assert "Recursive anchors/aliases are not supported" in result.stderr
     assert len(result.stderr.splitlines()) < 25  # one screen
+
+
+@pytest.mark.parametrize("template", sorted(templates()))
+def test_every_template_validates_as_written(template: str, tmp_path: Path):
+    out = tmp_path / f"{template}.yaml"
+    assert run_cli("init", template, "--output", out).code == 0
+    result = run_cli("validate", out)
+    assert result.code == 0, result.stderr
