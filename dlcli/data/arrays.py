@@ -9,7 +9,6 @@ import numpy as np
 from pydantic import Field, PositiveInt
 
 from dlcli.config.base import ResolvedPath
-from dlcli.data.augment import AugmentConfig
 from dlcli.data.base import SPLITS, DataBundle, ImageInputs, SplitConfig, stratified_split
 from dlcli.errors import DataError
 from dlcli.registry import DATA_SOURCES
@@ -21,7 +20,6 @@ class NpzConfig(ImageInputs):
     """`data:` for `type: npz`."""
 
     type: Literal["npz"] = "npz"
-    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     path: ResolvedPath
     image_size: tuple[PositiveInt, PositiveInt] | None = Field(
         None, description="resize to [height, width]; default: keep the arrays' size"

@@ -124,9 +124,24 @@ class SplitConfig(StrictModel):
 
 
 class ImageInputs(StrictModel):
-    """Every image source: how `predict` reads raw files for a model trained on it."""
+    """Every image source: how `predict` reads raw files for a model trained on it, and the
+    augmentation of training batches."""
 
     input_extensions: ClassVar[tuple[str, ...]] = IMAGE_EXTENSIONS
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    def train_transform(self, num_classes: int, seed: int) -> Callable[[Any, Any], Any] | None:
+        """A map over training batches of (inputs, labels), or None: nothing to do."""
+        if not self.augment.active():
+            return None
+        import logging
+
+        from dlcli.data.augment import build_augmenter
+
+        logging.getLogger("dlcli").info(
+            "augmentation: %s", self.augment.model_dump(exclude_defaults=True)
+        )
+        return build_augmenter(self.augment, num_classes, seed)
 
     def read_inputs(self, paths: list[str], spec: DataSpec) -> ReadInputs:
         from dlcli.data.images import image_dataset, scan_images
@@ -148,7 +163,6 @@ class ImageOptions(ImageInputs):
     on_bad_file: Literal["skip", "fail"] = Field(
         "fail", description="unreadable images: skip them (listed in the log) or stop"
     )
-    augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
 
 @dataclass

@@ -12,7 +12,6 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, PositiveInt
 
 from dlcli.config.base import ResolvedPath
-from dlcli.data.augment import AugmentConfig
 from dlcli.data.base import SPLITS, DataBundle, ImageInputs
 from dlcli.errors import DataError
 from dlcli.registry import DATA_SOURCES
@@ -41,7 +40,6 @@ class TfdsConfig(ImageInputs):
     )
     channels: Literal[1, 3] = 3
     cache: bool = True
-    augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     example: ClassVar[dict[str, Any]] = {
         "name": "{tfds_name}",

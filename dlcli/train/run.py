@@ -107,13 +107,9 @@ class Trainer:
         return monitor, direction
 
     def _augmenter(self) -> Any:
-        augment = getattr(self.cfg.data, "augment", None)
-        if augment is None or not augment.active():
-            return None
-        from dlcli.data.augment import build_augmenter
-
-        log.info("augmentation: %s", augment.model_dump(exclude_defaults=True))
-        return build_augmenter(augment, max(len(self.data.class_names), 1), self.cfg.seed)
+        """The data source's own transform of training batches (augmentation), if any."""
+        transform = getattr(self.cfg.data, "train_transform", None)
+        return transform(max(len(self.data.class_names), 1), self.cfg.seed) if transform else None
 
     def phase_config(self, phase: int) -> TrainConfig:
         train, ft = self.cfg.train, self.cfg.train.fine_tune
