@@ -44,7 +44,7 @@ def embed_files(target: Path, inputs: list[str], *, batch_size: int = 64) -> Emb
     if not read.paths:
         raise ConfigError(f"None of the {len(files)} input files could be read.")
     parts = []
-    for batch in read.dataset.batch(batch_size):
+    for batch in read.batch(read.dataset, batch_size, False):
         out = np.asarray(encoder.predict_on_batch(batch), np.float32)
         parts.append(out.reshape(len(out), -1, out.shape[-1]).mean(axis=1))
     return Embeddings(np.concatenate(parts), read.paths, [p for p, _ in read.skipped])

@@ -33,13 +33,10 @@ def export_run(target: Path, formats: list[str], output: Path | None = None) -> 
             _replace_dir(staging / "model", final)
             shutil.rmtree(staging, ignore_errors=True)
         elif fmt == "tflite":
-            import tensorflow as tf
-
             final = output / "model.tflite"
             staging = Path(tempfile.mkdtemp(prefix=".tflite.", dir=output))
             model.export(str(staging / "sm"), format="tf_saved_model", verbose=False)
-            converter = tf.lite.TFLiteConverter.from_saved_model(str(staging / "sm"))
-            (staging / "model.tflite").write_bytes(converter.convert())
+            (staging / "model.tflite").write_bytes(_tflite_bytes(staging / "sm"))
             os.replace(staging / "model.tflite", final)
             shutil.rmtree(staging, ignore_errors=True)
         else:  # the schema only lets known formats through
@@ -56,6 +53,29 @@ def export_run(target: Path, formats: list[str], output: Path | None = None) -> 
             if (directory / name).is_file():
                 shutil.copyfile(directory / name, output / name)
     return written
+
+
+def _tflite_bytes(saved_model: Path) -> bytes:
+    """TFLite builtin ops where they suffice; recurrent layers (LSTM/GRU loops) also need
+    TensorFlow's own ops (Flex), which the full LiteRT runtime provides."""
+    import logging
+
+    import tensorflow as tf
+
+    try:
+        return bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved_model)).convert())
+    except Exception as exc:  # the converter's error types vary by version
+        logging.getLogger("dlcli").info(
+            "TFLite builtins are not enough (%s); adding TensorFlow ops (Flex)",
+            str(exc).strip().splitlines()[0][:200],
+        )
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+        tf.lite.OpsSet.SELECT_TF_OPS,
+    ]
+    converter._experimental_lower_tensor_list_ops = False
+    return bytes(converter.convert())
 
 
 def _replace_dir(source: Path, final: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import logging
 import os
 import tempfile
 import time
@@ -17,6 +18,8 @@ from typing import Any
 from dlcli import runs
 from dlcli.errors import ConfigError
 
+log = logging.getLogger("dlcli")
+
 
 @dataclass
 class Prediction:
@@ -27,6 +30,7 @@ class Prediction:
     inputs: Any  # ReadInputs
     top_k: int
     batch_size: int
+    window: tuple[float, float] | None = None  # audio: (window, hop) seconds over long files
     seconds: float = 0.0
     count: int = 0
     skipped: list[str] = field(default_factory=list)
@@ -39,12 +43,46 @@ class Prediction:
         from dlcli.models.loading import load_keras_model
 
         model = load_keras_model(self.handle.model_path)
+        if self.window is not None:
+            yield from self._window_rows(model)
+            return
         started = time.perf_counter()
-        for batch in self.inputs.dataset.batch(self.batch_size):
+        for batch in self.inputs.batch(self.inputs.dataset, self.batch_size, False):
             outputs = self.task.predict_outputs(model, batch)
             paths = self.inputs.paths[self.count : self.count + len(outputs)]
             self.count += len(paths)
             yield from self.task.predict_rows(outputs, paths, top_k=self.top_k)
+            self.seconds = time.perf_counter() - started
+
+    def _window_rows(self, model: Any) -> Iterator[dict[str, Any]]:
+        """A row per window of each file, with its start and end in seconds."""
+        from dlcli.errors import DataError
+
+        assert self.window is not None
+        window, hop = self.window
+        started = time.perf_counter()
+        for path in self.inputs.paths:
+            try:
+                windows, starts = self.handle.config.data.read_windows(
+                    path, self.handle.spec, window, hop
+                )
+            except DataError as exc:
+                self.skipped.append(path)
+                log.warning("skipped %s: %s", path, exc.message)
+                continue
+            for first in range(0, len(windows), self.batch_size):
+                chunk = windows[first : first + self.batch_size]
+                outputs = self.task.predict_outputs(model, chunk)
+                rows = self.task.predict_rows(outputs, [path] * len(chunk), top_k=self.top_k)
+                for row, start in zip(rows, starts[first : first + len(chunk)], strict=True):
+                    row_start = float(start)
+                    yield {
+                        "path": path,
+                        "start": round(row_start, 3),
+                        "end": round(row_start + window, 3),
+                        **{k: v for k, v in row.items() if k != "path"},
+                    }
+            self.count += 1
             self.seconds = time.perf_counter() - started
 
 
@@ -71,16 +109,34 @@ def expand_inputs(inputs: list[str], extensions: tuple[str, ...]) -> list[str]:
 
 
 def predict_files(
-    target: Path, inputs: list[str], *, top_k: int = 3, batch_size: int = 64
+    target: Path,
+    inputs: list[str],
+    *,
+    top_k: int = 3,
+    batch_size: int = 64,
+    window: float | None = None,
+    hop: float | None = None,
 ) -> Prediction:
-    """Prepare a prediction over `inputs` with the run `target`; iterate `.rows()` to run it."""
+    """Prepare a prediction over `inputs` with the run `target`; iterate `.rows()` to run it.
+    With `window` (and `hop`, default = window) seconds, long audio files get a row per window."""
     from dlcli.tasks import create_task
 
     if top_k < 1:
         raise ConfigError(f"Invalid value for option `--top-k`. Received: {top_k}. Expected >= 1.")
+    if hop is not None and window is None:
+        raise ConfigError("Option `--hop` needs `--window`.", hint="e.g. --window 1 --hop 0.5")
     handle = runs.open_run(target)
+    if window is not None and not hasattr(handle.config.data, "read_windows"):
+        raise ConfigError(
+            f"Option `--window` is for audio runs; this run reads {handle.spec.modality} data.",
+        )
     task = create_task(handle.config.task, handle.spec, run_dir=handle.directory)
     files = expand_inputs(inputs, handle.config.data.input_extensions)
+    if window is not None:  # files are read window by window, as the rows are written
+        from dlcli.data.base import ReadInputs
+
+        windows = (window, hop or window)
+        return Prediction(handle, task, ReadInputs(None, files, []), top_k, batch_size, windows)
     read = handle.config.data.read_inputs(files, handle.spec)
     if not read.paths:
         raise ConfigError(f"None of the {len(files)} input files could be read.")

@@ -199,6 +199,14 @@ def _bare_model(model_path: Path, directory: Path, config: Any) -> tuple[Any, An
     from dlcli.models.loading import load_keras_model
 
     model = load_keras_model(model_path)
+    inputs, outputs = tuple(model.input_shape), tuple(model.output_shape)
+    if len(outputs) != 2 or len(inputs) != 4 or None in inputs[1:]:
+        raise ConfigError(
+            f"{model_path} has no run directory beside it ({PIPELINE_FILE}, spec.json), and it "
+            f"is not an image classifier dlcli can use on its own (input {inputs}, output "
+            f"{outputs}).",
+            hint="pass the run directory it came from, or --pipeline PIPELINE.yaml",
+        )
     labels_file = directory / "labels.json"
     labels = json.loads(labels_file.read_text()) if labels_file.is_file() else None
     classes = int(model.output_shape[-1])

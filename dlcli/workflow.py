@@ -50,11 +50,13 @@ def train(
     from dlcli.train.strategy import is_chief_process
 
     chief = is_chief_process()
+    fresh = False  # this call made the run directory: a config error removes it again
     if resume is not None:
         config, run_dir = _prepare_resume(resume, pipeline, overrides, write=chief)
     else:
         config = _load(pipeline, overrides)
         if chief:
+            fresh = output is None or not output.exists() or not any(output.iterdir())
             run_dir = runs.new_run_dir(config.name, runs_dir, output)
             runs.write_run_header(run_dir, config, pipeline)
     if not chief:
@@ -66,13 +68,11 @@ def train(
         log.info("run directory %s", run_dir)
         from dlcli.train.run import train_pipeline
 
-        summary = train_pipeline(
-            config, run_dir, resume=resume is not None, show_progress=show_progress
-        )
+        summary = train_pipeline(config, run_dir, resume=resume, show_progress=show_progress)
     except BaseException as exc:
         # The run log keeps the full story; the terminal gets the short message.
         handler.stream.write("".join(traceback.format_exception(exc)))
-        if isinstance(exc, ConfigError) and resume is None and chief and output is None:
+        if isinstance(exc, ConfigError) and fresh:
             # A pipeline or data mistake found before training: leave no half-made run behind.
             discard = run_dir
         raise

@@ -3,7 +3,8 @@ is one new file, and these tests pick it up.
 
 - every data source loads its own `example` config (placeholders filled with real digits);
 - every model with every compatible task builds, trains a batch through dlcli's own loop, and
-  survives a save and reload with identical outputs.
+  survives a save and reload with identical outputs; each model gets data of its own modality
+  (images, or half a second of 8 kHz waveforms).
 """
 
 from __future__ import annotations
@@ -20,11 +21,25 @@ from dlcli.data import create_dataset
 from dlcli.data.base import DataSpec
 from dlcli.registry import DATA_SOURCES, MODELS, TASKS
 from dlcli.tasks import create_task
-from tests.conftest import DIGITS
+from tests.conftest import DIGITS, SHARED
 
-SPEC = DataSpec(
-    input_shape=(32, 32, 3), class_names=["a", "b", "c", "d"], class_counts=[4, 4, 4, 4]
-)
+CLASSES = {"class_names": ["a", "b", "c", "d"], "class_counts": [4, 4, 4, 4]}
+SPECS = {
+    "image": DataSpec(input_shape=(32, 32, 3), **CLASSES),
+    "audio": DataSpec(input_shape=(4000,), modality="audio", sample_rate=8000, **CLASSES),
+}
+
+
+def _spec(model_name: str) -> DataSpec:
+    return SPECS[MODELS.get(model_name).config.modality]
+
+
+def _inputs(spec: DataSpec, count: int) -> np.ndarray:
+    """Random inputs of the spec's kind: 0-255 pixels, or waveforms in [-1, 1]."""
+    rng = np.random.default_rng(0)
+    if spec.modality == "audio":
+        return rng.uniform(-1, 1, (count, *spec.input_shape)).astype("float32")
+    return rng.uniform(0, 255, (count, *spec.input_shape)).astype("float32")
 
 
 def _config(registry: Any, name: str, **fill: str) -> Any:
@@ -60,10 +75,25 @@ def materials(tmp_path_factory: pytest.TempPathFactory, local_tfds_builder: str)
         writer.writeheader()
         writer.writerows(rows)
     np.savez(root / "digits.npz", x=np.stack(xs), y=np.array(ys))
+    fsdd = root / "fsdd"  # 36 real recordings: 3 speakers, digits 0-2, takes 0, 1 (test), 10, 20
+    fsdd.mkdir()
+    audio_rows = []
+    for speaker in ("george", "lucas", "theo"):
+        for digit in range(3):
+            for take in (0, 1, 10, 20):
+                name = f"{digit}_{speaker}_{take}.wav"
+                shutil.copy(SHARED / "data" / "fsdd" / "recordings" / name, fsdd / name)
+                audio_rows.append({"path": f"fsdd/{name}", "label": str(digit), "speaker": speaker})
+    with (root / "fsdd.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "label", "speaker"])
+        writer.writeheader()
+        writer.writerows(audio_rows)
     return {
         "digits": str(digits),
         "digits_manifest": str(root / "manifest.csv"),
         "digits_npz": str(root / "digits.npz"),
+        "fsdd_small": str(fsdd),
+        "fsdd_manifest": str(root / "fsdd.csv"),
         "tfds_name": local_tfds_builder,
         "workdir": str(root),
     }
@@ -84,8 +114,8 @@ def test_every_data_source_loads_its_example(name: str, materials: dict[str, str
 def _pairs() -> list[tuple[str, str]]:
     pairs = []
     for task_name in TASKS.names():
-        head = create_task(_config(TASKS, task_name), SPEC).head()
         for model_name in MODELS.names():
+            head = create_task(_config(TASKS, task_name), _spec(model_name)).head()
             if head.kind in MODELS.get(model_name).config.heads:
                 pairs.append((model_name, task_name))
     return pairs
@@ -107,16 +137,18 @@ def test_model_and_task_train_a_batch_save_and_reload(
     from dlcli.models.loading import load_keras_model
     from dlcli.train.loop import StepRunner, distribute
 
-    task = create_task(_config(TASKS, task_name), SPEC)
+    spec = _spec(model_name)
+    task = create_task(_config(TASKS, task_name), spec)
     model = task.build_model(_config(MODELS, model_name))
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (8, *SPEC.input_shape)).astype("float32")
-    y = (np.arange(8) % SPEC.num_classes).astype("int32")
+    x = _inputs(spec, 8)
+    y = (np.arange(8) % spec.num_classes).astype("int32")
     dataset = tf.data.Dataset.from_tensor_slices((x, y))
     strategy = tf.distribute.get_strategy()
     if task.trains_weights:
-        names = ("model", *task.extra_optimizers())
-        optimizers = {name: keras.optimizers.Adam(1e-3) for name in names}
+        optimizers = {}
+        for name, variables in task.optimizer_variables(model).items():
+            optimizers[name] = keras.optimizers.Adam(1e-3)
+            optimizers[name].build(variables)
         before = [w.numpy().copy() for w in model.trainable_weights]
         runner = StepRunner(strategy, model, optimizers, task)
         dist, steps = distribute(strategy, dataset, 4, training=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -52,6 +52,14 @@ def list_(
         str, typer.Argument(help="models, backbones, data or tasks; all when omitted.")
     ] = "all",
     pattern: Annotated[str, typer.Argument(help="Glob on names, e.g. 'mobile*'.")] = "*",
+    params: Annotated[
+        bool,
+        typer.Option(
+            "--params",
+            help="Models: build each default config (10 classes; 64x64 RGB images or 1 s of "
+            "16 kHz audio) and show its parameter count. Loads TensorFlow.",
+        ),
+    ] = False,
 ) -> None:
     """List the registered model builders, data sources and tasks."""
     from rich.table import Table
@@ -80,8 +88,43 @@ def list_(
             continue
         reg = getattr(registry, attr)
         for entry_name in reg.names(pattern):
-            table.add_row(name, entry_name, reg.get(entry_name).summary)
+            entry = reg.get(entry_name)
+            what = entry.summary
+            if name == "models":
+                config = entry.config
+                heads = ", ".join(getattr(config, "heads", ()))
+                what += f" ({getattr(config, 'modality', 'image')}; heads: {heads})"
+                if params:
+                    what += f" {_parameter_count(entry_name):,} parameters"
+            table.add_row(name, entry_name, what)
     console.out().print(table)
+
+
+def _parameter_count(name: str) -> int:
+    """Parameters of a model's default config (or its example, when a key is required)."""
+    import pydantic
+
+    from dlcli.cli.logs import setup_logging
+    from dlcli.data.base import DataSpec
+    from dlcli.models import create_model
+    from dlcli.models.heads import ClassesHead, ReconstructionHead
+    from dlcli.registry import MODELS
+
+    setup_logging(quiet=True)
+    config_class = MODELS.get(name).config
+    try:
+        config = config_class()
+    except pydantic.ValidationError:
+        config = config_class(**getattr(config_class, "example", {}))
+    classes = [str(i) for i in range(10)]
+    if getattr(config_class, "modality", "image") == "audio":
+        spec = DataSpec((16000,), modality="audio", sample_rate=16000, class_names=classes)
+    else:
+        spec = DataSpec((64, 64, 3), class_names=classes)
+    head: Any = ClassesHead(10)
+    if "classes" not in getattr(config_class, "heads", ()):
+        head = ReconstructionHead(spec.input_shape)
+    return int(create_model(config, spec, head=head).count_params())
 
 
 def register(app: typer.Typer) -> None:

@@ -117,10 +117,18 @@ def predict(
         typer.Option("--output", "-o", help="Write predictions to a .csv or .jsonl file."),
     ] = None,
     top_k: Annotated[int, typer.Option(help="How many labels per image.", min=1)] = 3,
-    batch_size: Annotated[int, typer.Option(help="Images per batch.", min=1)] = 64,
+    batch_size: Annotated[int, typer.Option(help="Inputs per batch.", min=1)] = 64,
+    window: Annotated[
+        Optional[float],
+        typer.Option(help="Audio: classify long files in windows of this many seconds.", min=0),
+    ] = None,
+    hop: Annotated[
+        Optional[float],
+        typer.Option(help="Audio: seconds between window starts (default: --window).", min=0),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Predict with a trained run: one row per input file, streamed as it comes."""
+    """Predict with a trained run: one row per input file (or per window), as it comes."""
     from dlcli import console
     from dlcli.cli.logs import setup_logging
     from dlcli.predict import predict_files, write_predictions
@@ -128,7 +136,9 @@ def predict(
     setup_logging()
     if inputs == ["-"]:
         inputs = [line.strip() for line in sys.stdin if line.strip()]
-    prediction = predict_files(run, inputs, top_k=top_k, batch_size=batch_size)
+    prediction = predict_files(
+        run, inputs, top_k=top_k, batch_size=batch_size, window=window, hop=hop
+    )
     rows = write_predictions(prediction, output) if output else prediction.rows()
     kept: list[dict[str, Any]] = []
     shown: list[dict[str, Any]] = []

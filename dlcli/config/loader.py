@@ -19,7 +19,7 @@ from dlcli.config.overrides import (
     find_recursive_alias,
     parse_override,
 )
-from dlcli.config.schema import pipeline_model, unreported_monitor
+from dlcli.config.schema import modality_mismatch, pipeline_model, unreported_monitor
 from dlcli.errors import ConfigError
 from dlcli.registry import did_you_mean
 
@@ -67,6 +67,7 @@ def load_pipeline_text(
     apply_overrides(data, parsed)
     if isinstance(data.get("task"), dict):
         data["task"].setdefault("type", "classification")  # the default task needs no type
+    _move_classification_options(data, name)
     base_dir = source.parent.resolve() if source else Path.cwd()
     model = pipeline_model()
     try:
@@ -77,6 +78,13 @@ def load_pipeline_text(
         if len(messages) > 1:
             messages.insert(0, f"{len(messages)} problems in {name}:")
         raise ConfigError("\n".join(messages)) from None
+    mismatch = modality_mismatch(config)
+    if mismatch is not None:
+        where, snippet = _where(("model", "type"), name, _line_index(node), parsed, text)
+        raise ConfigError(
+            f"{where}: {mismatch}" + snippet,
+            hint="`dlcli list models` shows which data each model reads",
+        )
     problem = unreported_monitor(config)
     if problem is not None:
         message, hint = problem
@@ -95,6 +103,28 @@ def _recursive_alias_error(found: RecursiveAlias, source: str, text: str) -> Con
         "contain itself. Recursive anchors/aliases are not supported."
         f"\n  {line:>4} | {source_line}\n       | {' ' * (col - 1)}{'^' * (len(anchor) + 1)}",
         hint=f"write the values out in full, or anchor a node outside the one using `*{anchor}`",
+    )
+
+
+def _move_classification_options(data: dict[str, Any], name: str) -> None:
+    """dlcli 0.1 kept `top_k` and `tta` under `evaluate:`; they are classification options
+    now (`task.top_k`, `task.tta`). Runs written before still open, with a note."""
+    import logging
+
+    evaluate, task = data.get("evaluate"), data.get("task", {})
+    if not isinstance(evaluate, dict) or not isinstance(task, dict):
+        return
+    moved = [k for k in ("top_k", "tta") if k in evaluate]
+    if not moved or task.get("type", "classification") != "classification":
+        return
+    for key in moved:
+        task.setdefault(key, evaluate.pop(key))
+    data["task"] = {"type": "classification", **task}
+    logging.getLogger("dlcli").warning(
+        "%s: evaluate.%s moved to task.%s (classification options now live in the task)",
+        name,
+        "/".join(moved),
+        "/".join(moved),
     )
 
 

@@ -95,3 +95,15 @@ def pipeline_model() -> type[StrictModel]:
             "image_size_from_model": _IMAGE_SIZE_FROM_MODEL,
         },
     )
+
+
+def modality_mismatch(pipeline: Any) -> str | None:
+    """The model must read the kind of data the source gives (images, audio)."""
+    data = getattr(type(pipeline.data), "modality", "image")
+    model = getattr(type(pipeline.model), "modality", "image")
+    if data == model:
+        return None
+    return (
+        f"`model.type` is `{pipeline.model.type}`, a model for {model} data, and `data.type` "
+        f"`{pipeline.data.type}` gives {data}."
+    )

@@ -50,9 +50,19 @@ class DataSpec:
         path = run_dir / SPEC_FILE
         if not path.is_file():
             return None
-        data = json.loads(path.read_text())
-        data["input_shape"] = tuple(data["input_shape"])
-        return cls(**data)
+        import dataclasses
+
+        try:
+            data = json.loads(path.read_text())
+            known = {f.name for f in dataclasses.fields(cls)}
+            data = {k: v for k, v in data.items() if k in known}
+            data["input_shape"] = tuple(data["input_shape"])
+            return cls(**data)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(
+                f"{path} is not a dlcli data spec: {exc}",
+                hint="was the run directory written by dlcli train? train it again",
+            ) from None
 
 
 def plain_batch(dataset: Any, batch_size: int, drop_remainder: bool) -> Any:
@@ -128,6 +138,7 @@ class ImageInputs(StrictModel):
     augmentation of training batches."""
 
     input_extensions: ClassVar[tuple[str, ...]] = IMAGE_EXTENSIONS
+    modality: ClassVar[str] = "image"
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     def train_transform(self, num_classes: int, seed: int) -> Callable[[Any, Any], Any] | None:
@@ -172,6 +183,7 @@ class ReadInputs:
     dataset: Any  # tf.data.Dataset of single feature tensors
     paths: list[str]  # the readable ones, in dataset order
     skipped: list[tuple[str, str]]  # (path, reason)
+    batch: Callable[[Any, int, bool], Any] = plain_batch  # the source's (padded) batching
 
 
 def grouped_split(

@@ -14,6 +14,8 @@ from typing import Any
 
 import keras
 
+from dlcli.layers.audio import AUDIO_LAYERS
+
 
 @keras.saving.register_keras_serializable(package="dlcli")
 class ImagePreprocess(keras.layers.Layer):
@@ -49,4 +51,5 @@ class LegacyDepthwiseConv2D(keras.layers.DepthwiseConv2D):
 CUSTOM_OBJECTS: dict[str, Any] = {
     "ImagePreprocess": ImagePreprocess,
     "LegacyDepthwiseConv2D": LegacyDepthwiseConv2D,
+    **AUDIO_LAYERS,
 }

@@ -18,4 +18,10 @@ def create_model(config: Any, spec: Any, *, head: Any) -> Any:
             f"Expected a task that needs one of: {', '.join(heads)}.",
             hint="pick a model that fits the task: `dlcli list models` shows each one's heads",
         )
+    modality = getattr(entry.config, "modality", "image")
+    if modality != spec.modality:
+        raise ConfigError(
+            f"model `{config.type}` reads {modality} data, and the data is {spec.modality}.",
+            hint="pick a model for that data: `dlcli list models` shows each one's modality",
+        )
     return entry.fn(config, spec=spec, head=head)

@@ -10,11 +10,13 @@ from dlcli.errors import ConfigError
 
 class ModelConfig(StrictModel):
     """Base of every `model:` config. `heads` lists the head kinds the builder accepts
-    (`classes`, `reconstruction`, `features`); `example` is its smallest useful config, which the
-    registry-parametrized tests build and train."""
+    (`classes`, `reconstruction`, `features`); `modality` the data it reads (`image`: `[height,
+    width, channels]` pixels; `audio`: `[samples]` waveforms); `example` is its smallest useful
+    config, which the registry-parametrized tests build and train."""
 
     type: str
     heads: ClassVar[tuple[str, ...]] = ("classes",)
+    modality: ClassVar[str] = "image"
     example: ClassVar[dict[str, Any]] = {}
 
     def default_image_size(self) -> tuple[int, int] | None:

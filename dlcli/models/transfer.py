@@ -69,11 +69,7 @@ class TransferConfig(ModelConfig):
     @field_validator("weights")
     @classmethod
     def _weights(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None or value.lower() == "none":
-            return None
-        if value == "imagenet":
-            return value
-        return str(_resolve(value, info))
+        return resolve_weights(value, info)
 
     def default_image_size(self) -> tuple[int, int] | None:
         entry = BACKBONES.get(self.backbone)
@@ -102,6 +98,15 @@ class TransferConfig(ModelConfig):
         )
 
 
+def resolve_weights(value: str | None, info: ValidationInfo) -> str | None:
+    """`weights:` as written: `imagenet`, none, or a file path resolved like other paths."""
+    if value is None or value.lower() == "none":
+        return None
+    if value == "imagenet":
+        return value
+    return str(_resolve(value, info))
+
+
 def _resolve(value: str, info: ValidationInfo) -> Path:
     path = Path(value).expanduser()
     base = (info.context or {}).get("base_dir")
@@ -110,7 +115,7 @@ def _resolve(value: str, info: ValidationInfo) -> Path:
     return path.resolve()
 
 
-def _application_backbone(config: TransferConfig, input_shape: tuple[int, ...]) -> Any:
+def application_backbone(config: TransferConfig, input_shape: tuple[int, ...]) -> Any:
     import keras
 
     entry = BACKBONES[config.backbone]
@@ -216,7 +221,7 @@ def build_transfer_model(config: TransferConfig, *, spec: Any, head: Any) -> Any
 
     input_shape = spec.input_shape
     from_file = config.backbone.lower().endswith(SAVED_MODEL_SUFFIXES)
-    base = _saved_backbone(config) if from_file else _application_backbone(config, input_shape)
+    base = _saved_backbone(config) if from_file else application_backbone(config, input_shape)
     backbone = keras.Model(base.inputs, base.outputs[0], name="backbone")
     backbone.trainable = not config.freeze_backbone
     mode: str = config.preprocess

@@ -137,6 +137,8 @@ class AnomalyTask(Task):
                 "validation split is empty.",
                 hint="hold out some data: data.split.validation: 0.1",
             )
+        calibration = labels.get("validation") or labels["train"]
+        self._check_calibration(calibration, "validation" if sizes.get("validation") else "train")
         if sizes.get("validation") and ANOMALY in labels["validation"]:
             self._validation = (splits["validation"], np.asarray(labels["validation"]))
         log.info(
@@ -155,10 +157,30 @@ class AnomalyTask(Task):
             labels=labels,
         )
 
+    def _check_calibration(self, labels: list[int], split: str) -> None:
+        """The threshold method must be possible on the split that calibrates it: said now,
+        not after training."""
+        method = self.config.threshold.method
+        if method == "f1" and ANOMALY not in labels:
+            raise DataError(
+                f"task.threshold.method `f1` needs anomalies in the {split} split; it has none.",
+                hint="use `method: percentile`, or hold out validation data of other classes",
+            )
+        if method == "percentile" and NORMAL not in labels:
+            raise DataError(
+                f"task.threshold.method `percentile` needs normal images in the {split} split.",
+                hint="raise data.split.validation",
+            )
+
     def default_monitor(self, has_validation: bool) -> str:
         if self._validation is not None:
             return "val_roc_auc"  # what the task is for, and what validation can measure
         return "val_loss" if has_validation else "loss"
+
+    def reported_metrics(self, has_validation: bool) -> list[str]:
+        # ROC AUC needs both kinds of image: only validation with anomalies gives it.
+        names = ["loss", "val_loss"] if has_validation else ["loss"]
+        return names + ["val_roc_auc"] * (self._validation is not None)
 
     # ---- model and loss -------------------------------------------------------------------
     def head(self) -> Any:
@@ -168,6 +190,25 @@ class AnomalyTask(Task):
             return FeaturesHead(patches=self.config.knn.patches)
         return ReconstructionHead(tuple(self.spec.input_shape))
 
+    def build_model(self, model_config: Any) -> Any:
+        if self.config.score == "knn":
+            if model_config.type != "transfer":
+                raise ConfigError(
+                    f"task.score `knn` measures distances between pretrained features; model "
+                    f"`{model_config.type}` would give untrained ones.",
+                    hint="use `model.type: transfer` with a backbone and its weights, or "
+                    "`task.score: reconstruction` with an autoencoder",
+                )
+            if model_config.dense:
+                raise ConfigError(
+                    "task.score `knn` uses the backbone's features; model.dense would put "
+                    "untrained layers in front of them.",
+                    hint="remove model.dense",
+                )
+            if model_config.weights is None:
+                log.warning("kNN on a backbone without pretrained weights: random features")
+        return super().build_model(model_config)
+
     def prepare(self, batch: Any, *, training: bool) -> tuple[Any, Any]:
         features, _ = batch
         return features, features  # an autoencoder's target is its input
@@ -176,9 +217,19 @@ class AnomalyTask(Task):
         return per_example_errors(targets, outputs)[0]  # the MSE that is also the score
 
     # ---- scores ---------------------------------------------------------------------------
+    def _forward(self, model: Any, inputs: Any) -> np.ndarray:
+        """The model on one batch, as plain arrays: called directly, not through
+        `predict_on_batch`, which a model built in a MirroredStrategy scope runs per replica."""
+        import tensorflow as tf
+
+        if getattr(self, "_forward_model", None) is not model:
+            self._forward_model = model
+            self._forward_fn = tf.function(lambda x: model(x, training=False))
+        return np.asarray(self._forward_fn(tf.convert_to_tensor(inputs)), dtype=np.float32)
+
     def predict_outputs(self, model: Any, inputs: Any) -> Any:
         """Anomaly scores of one batch: higher is more anomalous."""
-        outputs = np.asarray(model.predict_on_batch(inputs), dtype=np.float32)
+        outputs = self._forward(model, inputs)
         if self.config.score == "reconstruction":
             return np.asarray(per_example_errors(inputs, outputs)[0])
         if self.bank is None:
@@ -224,7 +275,7 @@ class AnomalyTask(Task):
     def _memory_bank(self, model: Any, dataset: Any, batch_size: int) -> np.ndarray:
         parts = []
         for x, _ in dataset.batch(batch_size):
-            features = np.asarray(model.predict_on_batch(x), np.float32)
+            features = self._forward(model, x)
             parts.append(features.reshape(-1, features.shape[-1]))
         features = np.concatenate(parts)
         wanted = min(
@@ -241,8 +292,12 @@ class AnomalyTask(Task):
 
     def load_artifacts(self, run_dir: Path) -> None:
         path = run_dir / ANOMALY_FILE
-        if path.is_file():
-            self.threshold = float(json.loads(path.read_text())["threshold"])
+        if not path.is_file():
+            raise DataError(
+                f"No {ANOMALY_FILE} in {run_dir}: the run has no calibrated threshold.",
+                hint="did training finish? train it again, or resume it",
+            )
+        self.threshold = float(json.loads(path.read_text())["threshold"])
         if (run_dir / BANK_FILE).is_file():
             self.bank = np.load(run_dir / BANK_FILE)
 
@@ -252,11 +307,12 @@ class AnomalyTask(Task):
 
         labels = np.asarray(ctx.data.split_labels(ctx.split))
         scores = self.scores(ctx.model, ctx.data.split(ctx.split), ctx.batch_size)
-        threshold = self.threshold if self.threshold is not None else float(np.median(scores))
-        report = anomaly_report(scores, labels, threshold)
+        report = anomaly_report(scores, labels, float(self.threshold or 0.0))
         report["score"] = self.config.score
         report["normal_classes"] = self.config.normal_classes
-        plot_score_histogram(scores, labels, threshold, ctx.out_dir / "score_histogram.png")
+        plot_score_histogram(
+            scores, labels, report["threshold"], ctx.out_dir / "score_histogram.png"
+        )
         return report
 
     def report_lines(self, report: dict[str, Any]) -> Iterator[Any]:
@@ -275,7 +331,7 @@ class AnomalyTask(Task):
     def predict_rows(
         self, outputs: Any, paths: list[str], *, top_k: int
     ) -> Iterator[dict[str, Any]]:
-        threshold = self.threshold if self.threshold is not None else float("inf")
+        threshold = float(self.threshold or 0.0)
         for path, score in zip(paths, np.asarray(outputs), strict=True):
             anomalous = bool(score > threshold)
             yield {

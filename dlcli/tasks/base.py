@@ -76,6 +76,16 @@ class Task(ABC):
         """What early stopping and the best checkpoint follow unless the pipeline names one."""
         return self.config.default_monitor(has_validation)
 
+    def reported_metrics(self, has_validation: bool) -> list[str]:
+        """The names each epoch's logs will hold, known before training (for the monitor)."""
+        names = list(self.config.metrics)
+        return names + [f"val_{m}" for m in names] * has_validation
+
+    def eval_keys(self, train_keys: list[str]) -> list[str]:
+        """The sums an eval step returns; a task whose `eval_step` adds its own (an edit
+        distance, say) lists them here."""
+        return train_keys
+
     # ---- data and model -------------------------------------------------------------------
     def adapt_data(self, data: Any) -> Any:
         """The data this task trains and evaluates on (an anomaly task keeps normal training
@@ -117,9 +127,10 @@ class Task(ABC):
     # `eval_step(model, batch) -> sums` (a GAN's two optimizers, CTC decoding); otherwise the
     # trainer's default steps call prepare / per_example_loss / batch_sums above.
 
-    def extra_optimizers(self) -> tuple[str, ...]:
-        """Names of optimizers besides `model` (a GAN's discriminator); each is checkpointed."""
-        return ()
+    def optimizer_variables(self, model: Any) -> dict[str, list[Any]]:
+        """One optimizer per entry, built on those variables and checkpointed: `model` for
+        most tasks; a GAN returns its generator's and its discriminator's."""
+        return {"model": model.trainable_variables}
 
     def checkpoint_objects(self) -> dict[str, Any]:
         """Trackables to save with every checkpoint besides model and optimizers."""

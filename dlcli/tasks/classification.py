@@ -181,7 +181,7 @@ class ClassificationTask(Task):
             f"{probabilities[i, predicted[i]]:.2f}"
             for i in worst
         ]
-        plot_misclassified([images[i] for i in worst], captions, path)
+        plot_misclassified([images[i] for i in worst], captions, path, self.spec.sample_rate)
 
     def report_lines(self, report: dict[str, Any]) -> Iterator[Any]:
         from rich.table import Table

@@ -39,6 +39,14 @@ class MonitorPolicy:
         self.plateau_patience = plateau_patience
 
     def update(self, state: TrainerState, logs: dict[str, Any]) -> EpochVerdict:
+        if self.monitor not in logs:
+            from dlcli.errors import TrainingError
+
+            raise TrainingError(
+                f"The monitored metric `{self.monitor}` is missing from epoch "
+                f"{logs.get('epoch')}'s logs. Received: {', '.join(sorted(logs))}.",
+                hint="set train.early_stopping.monitor to one of those",
+            )
         value = self.sign * float(logs[self.monitor])
         if value < state.best - self.min_delta:
             state.best, state.best_epoch = value, int(logs["epoch"])

@@ -38,11 +38,21 @@ class Trainer:
     trains on with new optimizers.
     """
 
-    def __init__(self, cfg: Any, run_dir: Path, *, show_progress: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: Any,
+        run_dir: Path,
+        *,
+        show_progress: bool = True,
+        restore_from: Path | None = None,
+    ) -> None:
         import keras
         import tensorflow as tf
 
         self.cfg, self.run_dir = cfg, run_dir
+        # Where a resume reads checkpoints: the run directory, or for a non-chief worker
+        # (which writes to scratch) the chief's.
+        self.restore_from = restore_from
         self.choice = select_strategy(cfg.train.strategy)
         self.precision = resolve_precision(cfg.train.precision, self.choice.name)
         keras.mixed_precision.set_global_policy(self.precision)
@@ -91,18 +101,19 @@ class Trainer:
         has_val = self.data.has("validation")
         monitor = es.monitor if es else self.task.default_monitor(has_val)
         direction = metric_direction(self.cfg.task, monitor)
-        reported = [*self.cfg.task.metrics, *(f"val_{m}" for m in self.cfg.task.metrics)]
-        if direction is None:
-            raise ConfigError(
-                f"train.early_stopping.monitor is `{monitor}`, which task "
-                f"`{self.cfg.task.type}` does not report. Expected one of: {', '.join(reported)}.",
-                hint=did_you_mean(monitor, reported),
-            )
+        reported = self.task.reported_metrics(has_val)
         if monitor.startswith("val_") and not has_val:
             raise ConfigError(
                 f"train.early_stopping.monitor is `{monitor}`, but the validation split is "
                 f"empty (split sizes: {self.data.sizes}).",
                 hint=f"monitor `{monitor.removeprefix('val_')}`, or hold out validation data",
+            )
+        if direction is None or monitor not in reported:
+            hint = did_you_mean(monitor, reported)
+            raise ConfigError(
+                f"train.early_stopping.monitor is `{monitor}`, which this run will not report "
+                f"(split sizes: {self.data.sizes}). Expected one of: {', '.join(reported)}.",
+                hint=hint,
             )
         return monitor, direction
 
@@ -125,11 +136,13 @@ class Trainer:
             self.cfg.model.fine_tune(self.model, self.cfg.train.fine_tune)
         config = self.phase_config(phase)
         with self.choice.strategy.scope():
-            self.optimizers = {
-                name: build_optimizer(config, self.steps_per_epoch, self.precision, self.lr_scale)
-                for name in ("model", *self.task.extra_optimizers())
-            }
-            self.optimizers["model"].build(self.model.trainable_variables)
+            self.optimizers = {}
+            for name, variables in self.task.optimizer_variables(self.model).items():
+                optimizer = build_optimizer(
+                    config, self.steps_per_epoch, self.precision, self.lr_scale
+                )
+                optimizer.build(variables)  # before strategy.run: slots must exist up front
+                self.optimizers[name] = optimizer
         self.runner = StepRunner(
             self.choice.strategy,
             self.model,
@@ -206,10 +219,11 @@ class Trainer:
         return self._finish(state)
 
     def _restore(self) -> TrainerState:
-        peek = self.checkpoints.peek_latest()
+        source = self.restore_from / "checkpoints" if self.restore_from else None
+        peek = self.checkpoints.peek_latest(source)
         if peek is not None and peek.phase == 2:
             self._setup_phase(2)
-        state = self.checkpoints.restore_latest()
+        state = self.checkpoints.restore_latest(source)
         self.lr_scale.assign(state.lr_scale)
         planned = self.planned_epochs(state)
         log.info(
@@ -276,7 +290,8 @@ class Trainer:
 
         logs: dict[str, Any] = {"epoch": epoch, **self.task.metrics(state.totals)}
         if self.val_data is not None:
-            val_sums = self.runner.evaluate(self.val_data, list(state.totals))
+            keys = self.task.eval_keys(list(state.totals))
+            val_sums = self.runner.evaluate(self.val_data, keys)
             logs.update({f"val_{k}": v for k, v in self.task.metrics(val_sums).items()})
         logs.update(self.task.on_epoch_end(self.model, epoch, self.run_dir))
         logs["lr"] = float(keras.ops.convert_to_numpy(self.optimizers["model"].learning_rate))
@@ -330,8 +345,14 @@ class Trainer:
 
 
 def train_pipeline(
-    cfg: Any, run_dir: Path, *, resume: bool = False, show_progress: bool = True
+    cfg: Any,
+    run_dir: Path,
+    *,
+    resume: Path | None = None,
+    show_progress: bool = True,
 ) -> dict[str, Any]:
     """Fit `cfg` and write model, spec, task artifacts, history, metrics, checkpoints and
-    TensorBoard events into `run_dir`."""
-    return Trainer(cfg, run_dir, show_progress=show_progress).fit(resume=resume)
+    TensorBoard events into `run_dir`; with `resume`, continue the run there first."""
+    restore_from = resume if resume is not None and resume != run_dir else None
+    trainer = Trainer(cfg, run_dir, show_progress=show_progress, restore_from=restore_from)
+    return trainer.fit(resume=resume is not None)

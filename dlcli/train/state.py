@@ -78,8 +78,12 @@ class Checkpoints:
         if best:
             self.best.save(checkpoint_number=number)
 
-    def restore_latest(self) -> TrainerState:
-        path = self.last.latest_checkpoint
+    def restore_latest(self, source: Path | None = None) -> TrainerState:
+        """Restore the newest checkpoint here, or in `source` (a non-chief worker resumes from
+        the chief's run directory while it writes to a scratch one)."""
+        import tensorflow as tf
+
+        path = tf.train.latest_checkpoint(str(source)) if source else self.last.latest_checkpoint
         if path is None:
             raise ConfigError(
                 f"No checkpoint to resume from in {self.last.directory}.",
@@ -88,11 +92,11 @@ class Checkpoints:
         self.checkpoint.restore(path).expect_partial()
         return TrainerState.from_json(self._state.numpy().decode())
 
-    def peek_latest(self) -> TrainerState | None:
+    def peek_latest(self, source: Path | None = None) -> TrainerState | None:
         """The TrainerState of the latest checkpoint, without restoring anything."""
         import tensorflow as tf
 
-        path = self.last.latest_checkpoint
+        path = tf.train.latest_checkpoint(str(source)) if source else self.last.latest_checkpoint
         if path is None:
             return None
         reader = tf.train.load_checkpoint(path)

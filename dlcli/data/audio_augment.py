@@ -1,0 +1,129 @@
+"""Training-time augmentation of waveforms, declared under `data.augment` of an audio source.
+
+Time shift, background noise at a random signal-to-noise ratio and gain, applied to whole
+training batches inside tf.data; nothing here runs at evaluation or prediction time.
+SpecAugment masks spectrograms, so it lives with the front-end layers in the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from dlcli.config.base import ResolvedPath, StrictModel
+from dlcli.errors import DataError
+
+MAX_NOISE_SECONDS = 1800  # noise is held in memory, inside the input pipeline's graph
+log = logging.getLogger("dlcli")
+
+
+class BackgroundNoiseConfig(StrictModel):
+    """`data.augment.noise`: recordings mixed under training clips."""
+
+    path: ResolvedPath = Field(description="folder of noise recordings (searched recursively)")
+    snr_db: tuple[float, float] = Field(
+        (5.0, 20.0), description="[min, max] signal-to-noise ratio in dB, drawn for each clip"
+    )
+    probability: float = Field(1.0, ge=0.0, le=1.0, description="share of clips that get noise")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BackgroundNoiseConfig:
+        low, high = self.snr_db
+        if low > high:
+            raise ValueError(f"snr_db is [min, max], got [{low}, {high}]")
+        return self
+
+
+class AudioAugmentConfig(StrictModel):
+    """`data.augment` of an audio source: all off by default."""
+
+    shift: float = Field(
+        0.0, ge=0.0, lt=1.0, description="max time shift either way, fraction of the clip"
+    )
+    shift_mode: Literal["roll", "pad"] = Field(
+        "roll", description="roll: what leaves one end comes back at the other; pad: zeros come in"
+    )
+    gain_db: float = Field(0.0, ge=0.0, description="max gain change either way, dB")
+    noise: BackgroundNoiseConfig | None = Field(None, description="background noise from a folder")
+
+    def active(self) -> bool:
+        return self != AudioAugmentConfig()
+
+
+def load_noise(folder: Path, sample_rate: int) -> np.ndarray:
+    """Every noise recording in `folder`, decoded as training clips are and joined end to end."""
+    from dlcli.data.audio import AUDIO_EXTENSIONS, log_skipped_audio, read_audio, scan_audio
+
+    files = sorted(
+        str(p) for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
+    )
+    scan = scan_audio(files, files, on_bad_file="skip")
+    log_skipped_audio(scan.bad)
+    if not scan.good:
+        raise DataError(
+            f"No usable noise recordings in {folder}. Received: {len(files)} audio file(s).",
+            hint=f"point `data.augment.noise.path` at {', '.join(AUDIO_EXTENSIONS)} files",
+        )
+    noise = np.concatenate([read_audio(f, sample_rate) for f in scan.good])
+    if noise.shape[0] > MAX_NOISE_SECONDS * sample_rate:
+        log.warning("noise: using the first %d s of %s", MAX_NOISE_SECONDS, folder)
+        noise = noise[: MAX_NOISE_SECONDS * sample_rate]
+    return noise
+
+
+def build_audio_augmenter(
+    config: AudioAugmentConfig, sample_rate: int, seed: int
+) -> Callable[[Any, Any], tuple[Any, Any]]:
+    """A function for `dataset.map` over *batches* of (waveforms [batch, samples], labels).
+
+    Draws come from one seeded generator whose state carries on across epochs, so every epoch
+    sees new shifts, noise and gains.
+    """
+    import tensorflow as tf
+
+    generator = tf.random.Generator.from_seed(seed)
+    noise = None
+    if config.noise is not None:
+        noise = tf.constant(load_noise(config.noise.path, sample_rate))
+
+    def shift(waves: Any) -> Any:
+        batch, length = tf.shape(waves)[0], tf.shape(waves)[1]
+        most = tf.cast(tf.cast(length, tf.float32) * config.shift, tf.int32)
+        offsets = generator.uniform([batch], -most, most + 1, dtype=tf.int32)
+        source = tf.range(length)[None, :] - offsets[:, None]
+        if config.shift_mode == "roll":
+            return tf.gather(waves, tf.math.floormod(source, length), batch_dims=1)
+        inside = (source >= 0) & (source < length)
+        moved = tf.gather(waves, tf.clip_by_value(source, 0, length - 1), batch_dims=1)
+        return tf.where(inside, moved, tf.zeros_like(moved))
+
+    def add_noise(waves: Any, noise: Any, noise_config: BackgroundNoiseConfig) -> Any:
+        batch, length = tf.shape(waves)[0], tf.shape(waves)[1]
+        total = tf.shape(noise)[0]
+        starts = generator.uniform([batch], 0, total, dtype=tf.int32)
+        segments = tf.gather(noise, tf.math.floormod(starts[:, None] + tf.range(length), total))
+        low, high = noise_config.snr_db
+        snr = generator.uniform([batch, 1], low, high)
+        signal_power = tf.reduce_mean(tf.square(waves), axis=1, keepdims=True)
+        noise_power = tf.reduce_mean(tf.square(segments), axis=1, keepdims=True) + 1e-12
+        scale = tf.sqrt(signal_power / (noise_power * 10.0 ** (snr / 10.0)))
+        chosen = generator.uniform([batch, 1]) < noise_config.probability
+        return waves + tf.where(chosen, scale, 0.0) * segments
+
+    def augment(waves: Any, labels: Any) -> tuple[Any, Any]:
+        if config.shift:
+            waves = shift(waves)
+        if noise is not None and config.noise is not None:
+            waves = add_noise(waves, noise, config.noise)
+        if config.gain_db:
+            batch = tf.shape(waves)[0]
+            gain_db = generator.uniform([batch, 1], -config.gain_db, config.gain_db)
+            waves = waves * 10.0 ** (gain_db / 20.0)
+        return waves, labels
+
+    return augment

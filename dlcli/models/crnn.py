@@ -1,0 +1,84 @@
+"""Convolutional recurrent audio classifiers: 2-D conv blocks over the spectrogram (local
+time-frequency patterns), then recurrent layers over the remaining frames, then pooling."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, PositiveInt
+
+from dlcli.models.base import ModelConfig
+from dlcli.models.blocks import conv_bn_act
+from dlcli.models.frontend import FrontEndConfig, audio_input, dense_head
+from dlcli.models.rnn import Cell, Pooling, recurrent_stack
+from dlcli.registry import MODELS
+
+
+class CRNNConfig(ModelConfig):
+    """`model:` for `type: crnn`."""
+
+    type: Literal["crnn"] = "crnn"
+    frontend: FrontEndConfig = Field(default_factory=FrontEndConfig)
+    filters: list[PositiveInt] = Field([32, 64, 64], min_length=1, description="one per block")
+    kernel_size: PositiveInt = 3
+    pool: tuple[PositiveInt, PositiveInt] = Field(
+        (2, 2), description="[time, frequency] max pooling after each block, while the axis is 2+"
+    )
+    batch_norm: bool = True
+    cell: Cell = "gru"
+    units: list[PositiveInt] = Field([64], min_length=1, description="recurrent layers")
+    bidirectional: bool = True
+    dropout: float = Field(0.2, ge=0.0, lt=1.0, description="after the convs and before the head")
+    pooling: Pooling = Field("attention", description="over time: last state, mean, attention")
+    dense: list[PositiveInt] = Field(default_factory=list, description="hidden head layers")
+    l2: float = Field(0.0, ge=0.0, description="L2 weight decay on kernels")
+
+    modality: ClassVar[str] = "audio"
+    heads: ClassVar[tuple[str, ...]] = ("classes", "features")
+    example: ClassVar[dict[str, Any]] = {
+        "filters": [4, 8],
+        "units": [8],
+        "frontend": {"backend": "librosa", "n_mels": 16},
+    }
+
+
+@MODELS.register("crnn", config=CRNNConfig)
+def build_crnn(config: CRNNConfig, *, spec: Any, head: Any) -> Any:
+    """Conv blocks over log-mel, then a bidirectional GRU over time, then attention pooling."""
+    import keras
+    from keras import layers
+
+    reg = keras.regularizers.L2(config.l2) if config.l2 else None
+    inputs = audio_input(spec)
+    x = config.frontend.build(inputs, spec.sample_rate)
+    x = layers.Reshape((*x.shape[1:], 1), name="add_channel")(x)
+    for b, filters in enumerate(config.filters):
+        x = conv_bn_act(
+            x,
+            filters,
+            kernel_size=config.kernel_size,
+            batch_norm=config.batch_norm,
+            activation="relu",
+            regularizer=reg,
+            name=f"block{b + 1}",
+        )
+        # Pool an axis only while it has something left to pool: short clips keep their frames.
+        pool = tuple(
+            p if size >= p else 1 for p, size in zip(config.pool, x.shape[1:3], strict=True)
+        )
+        if pool != (1, 1):
+            x = layers.MaxPooling2D(pool, name=f"block{b + 1}_pool")(x)
+    x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]), name="to_sequence")(x)
+    if config.dropout:
+        x = layers.Dropout(config.dropout, name="conv_dropout")(x)
+    x = recurrent_stack(
+        x,
+        cell=config.cell,
+        units=config.units,
+        bidirectional=config.bidirectional,
+        dropout=config.dropout,
+        pooling=config.pooling,
+        regularizer=reg,
+    )
+    x = dense_head(x, config.dense, config.dropout, reg)
+    return keras.Model(inputs, head(x, regularizer=reg), name="crnn")
