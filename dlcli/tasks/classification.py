@@ -233,7 +233,8 @@ class ClassificationTask(Task):
             }
 
     def flat_row(self, row: dict[str, Any]) -> dict[str, Any]:
-        item: dict[str, Any] = {"path": row["path"]}
+        # path (and a window's start and end), then label_1, probability_1, ...
+        item = {k: v for k, v in row.items() if k not in ("label", "probability", "top_k")}
         for rank, entry in enumerate(row["top_k"], start=1):
             item[f"label_{rank}"] = entry["label"]
             item[f"probability_{rank}"] = round(entry["probability"], 6)
