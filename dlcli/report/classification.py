@@ -93,7 +93,8 @@ def log_spectrogram(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     starts = range(0, len(padded) - window + 1, hop)
     frames = np.stack([padded[i : i + window] for i in starts]) * np.hanning(window)
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    return (10 * np.log10(power + 1e-10)).T
+    decibels = 10 * np.log10(power + 1e-10)
+    return np.maximum(decibels, decibels.max() - 80.0).T  # 80 dB below the peak, like top_db
 
 
 def plot_misclassified(
