@@ -327,6 +327,7 @@ class Trainer:
         skip = ("epoch", "lr", "seconds", "phase")
         summary = {
             "task": self.cfg.task.type,
+            "parameters": int(self.model.count_params()),
             "epochs_run": len(state.history),
             "best_epoch": final_epoch,
             "stopped_early": state.stopped_early,

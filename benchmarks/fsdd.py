@@ -1,0 +1,153 @@
+"""Spoken digits (FSDD): the audio front end's throughput and what the input pipeline costs a
+training step; with --accuracy, test accuracy of each builder on the official split; with --loso,
+leave-one-speaker-out accuracy over the six speakers.
+
+- front end: clips/s of dlcli's log-mel layer (on-graph, batched, inside the model) against
+  librosa computing the same features file by file, as a hand-written script would;
+- step time of the CRNN fed by dlcli's real audio pipeline against the same batch held in
+  memory (goal: ratio at most 1.1, as for images);
+- --accuracy: `dlcli run` of pipelines/fsdd_crnn.yaml with each audio builder (goal: >= 99.5%);
+- --loso: `dlcli run` of pipelines/fsdd_loso.yaml with each speaker held out (goal: mean >= 90%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _shared import REPO, dlcli_json
+
+FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+BUILDERS = {
+    "crnn": [],
+    "rnn (bidirectional LSTM)": ["model={type: rnn}"],
+    "ds_cnn": ["model={type: ds_cnn}"],
+}
+GOAL_RATIO = 1.1
+
+
+def front_end_throughput(files: list[Path]) -> tuple[float, float]:
+    """Clips/s: dlcli's log-mel layer on batches of 1 s clips, and librosa per file."""
+    import keras
+    import librosa
+    import soundfile as sf
+
+    from dlcli.models.frontend import FrontEndConfig
+
+    waves = [sf.read(f, dtype="float32")[0] for f in files]
+    clips = np.stack([np.pad(w[:8000], (0, max(0, 8000 - len(w)))) for w in waves])
+    inputs = keras.Input((8000,))
+    layer = keras.Model(inputs, FrontEndConfig(normalize="none").build(inputs, 8000))
+    layer.predict(clips[:64], verbose=0)  # trace once
+    start = time.perf_counter()
+    layer.predict(clips, batch_size=256, verbose=0)
+    on_graph = len(clips) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for f in files:
+        wave, rate = librosa.load(f, sr=8000)
+        mel = librosa.feature.melspectrogram(
+            y=wave, sr=rate, n_fft=256, hop_length=80, win_length=200, n_mels=40
+        )
+        librosa.power_to_db(mel)
+    per_file = len(files) / (time.perf_counter() - start)
+    return on_graph, per_file
+
+
+def step_times(batch: int, steps: int) -> tuple[float, float]:
+    """Median step time of the CRNN fed by dlcli's pipeline and by one batch in memory."""
+    import tensorflow as tf
+
+    from dlcli.config.loader import load_pipeline
+    from dlcli.train.run import Trainer
+
+    cfg = load_pipeline(REPO / "pipelines" / "fsdd_crnn.yaml", [f"train.batch_size={batch}"]).config
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(cfg, Path(run_dir), show_progress=False)
+        real, _ = trainer.epoch_dataset(0)
+        for _ in iter(real):  # decode and cache, as the first epoch does
+            pass
+        x, y = next(iter(trainer.train_data.batch(batch)))
+        memory = trainer.choice.strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensors((x, y)).repeat()
+        )
+
+        def timed(dataset: object) -> float:
+            iterator = iter(dataset)  # type: ignore[call-overload]
+            trainer.runner.train(iterator, 3)  # warm up (tracing)
+            start = time.perf_counter()
+            trainer.runner.train(iterator, steps)
+            return (time.perf_counter() - start) / steps
+
+        reals, memories = [], []
+        for epoch in range(3):  # alternate, so both see the same machine
+            real, _ = trainer.epoch_dataset(epoch + 1)
+            reals.append(timed(real))
+            memories.append(timed(memory))
+    return statistics.median(reals), statistics.median(memories)
+
+
+def accuracy_table(work: Path) -> None:
+    print("\n| builder | parameters | test accuracy (official split, 300 clips) | seconds |")
+    print("| --- | ---: | ---: | ---: |")
+    pipeline = REPO / "pipelines" / "fsdd_crnn.yaml"
+    for label, sets in BUILDERS.items():
+        command = ["run", str(pipeline), "--quiet", *(a for s in sets for a in ("--set", s))]
+        document, seconds = dlcli_json(command, work)
+        accuracy = document["evaluation"]["accuracy"]
+        params = document["train"].get("parameters", "")
+        print(f"| {label} | {params} | {accuracy:.4f} | {seconds:.0f} |", flush=True)
+
+
+def loso_table(work: Path) -> None:
+    print("\n| held-out speaker | test accuracy |")
+    print("| --- | ---: |")
+    pipeline = REPO / "pipelines" / "fsdd_loso.yaml"
+    scores = []
+    for speaker in SPEAKERS:
+        command = ["run", str(pipeline), "--quiet", "--set", f"data.split_rule.test={speaker}"]
+        document, _ = dlcli_json(command, work)
+        scores.append(document["evaluation"]["accuracy"])
+        print(f"| {speaker} | {scores[-1]:.4f} |", flush=True)
+    print(f"| **mean** | **{np.mean(scores):.4f}** (goal >= 0.90) |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--accuracy", action="store_true", help="train each builder (slow)")
+    parser.add_argument("--loso", action="store_true", help="six leave-one-out runs (slow)")
+    args = parser.parse_args()
+    if not FSDD.is_dir():
+        sys.exit(f"needs the Free Spoken Digit Dataset in {FSDD} (see ../shared/README.md)")
+    files = sorted(FSDD.glob("*.wav"))
+    on_graph, per_file = front_end_throughput(files)
+    print(f"\nlog-mel features of the {len(files)} FSDD recordings (8 kHz, 40 mels)\n")
+    print("| front end | clips/s |")
+    print("| --- | ---: |")
+    print(f"| dlcli log-mel layer, on-graph, batches of 256 | {on_graph:.0f} |")
+    print(f"| librosa, file by file (load + melspectrogram + power_to_db) | {per_file:.0f} |")
+    real, memory = step_times(args.batch, args.steps)
+    ratio = real / memory
+    print(f"\nCRNN train step, batch {args.batch}, 1 s clips, median of 3x{args.steps} steps\n")
+    print("| fed by | step time (ms) |")
+    print("| --- | ---: |")
+    print(f"| batches already in memory | {memory * 1000:.1f} |")
+    print(f"| dlcli's real audio pipeline | {real * 1000:.1f} |")
+    verdict = "met" if ratio <= GOAL_RATIO else "MISSED"
+    print(f"| **ratio real / memory** | **{ratio:.3f}** (goal <= {GOAL_RATIO}: {verdict}) |")
+    with tempfile.TemporaryDirectory() as work:
+        if args.accuracy:
+            accuracy_table(Path(work))
+        if args.loso:
+            loso_table(Path(work))
+
+
+if __name__ == "__main__":
+    main()
