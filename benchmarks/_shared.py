@@ -41,3 +41,35 @@ def dlcli_json(command: list[str], cwd: Path) -> tuple[dict[str, Any], float]:
     if proc.returncode:
         sys.exit(f"dlcli {' '.join(command[:2])} failed with exit code {proc.returncode}")
     return json.loads(proc.stdout), time.perf_counter() - start
+
+
+def real_vs_memory_step_times(trainer: Any, batch: int, steps: int) -> tuple[float, float]:
+    """Median train-step time of `trainer` fed by its real data pipeline and by one batch held
+    in memory, alternating three times so both see the same machine."""
+    import statistics
+
+    import tensorflow as tf
+
+    real, _ = trainer.epoch_dataset(0)
+    for _ in iter(real):  # decode and cache, as the first epoch does
+        pass
+    x, y = next(iter(trainer.train_data.batch(batch)))
+    memory = trainer.choice.strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors((x, y)).repeat()
+    )
+
+    def timed(dataset: Any) -> float:
+        iterator = iter(dataset)
+        trainer.runner.train(iterator, 3)  # warm up (tracing)
+        start = time.perf_counter()
+        trainer.runner.train(iterator, steps)
+        return (time.perf_counter() - start) / steps
+
+    reals, memories = [], []
+    for epoch in range(3):
+        real, n = trainer.epoch_dataset(epoch + 1)
+        if n < steps + 3:
+            raise SystemExit(f"need {steps + 3} steps per epoch, have {n}")
+        reals.append(timed(real))
+        memories.append(timed(memory))
+    return statistics.median(reals), statistics.median(memories)

@@ -13,14 +13,13 @@ leave-one-speaker-out accuracy over the six speakers.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _shared import REPO, dlcli_json
+from _shared import REPO, dlcli_json, real_vs_memory_step_times
 
 FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
@@ -61,7 +60,6 @@ def front_end_throughput(files: list[Path]) -> tuple[float, float]:
 
 def step_times(batch: int, steps: int) -> tuple[float, float]:
     """Median step time of the CRNN fed by dlcli's pipeline and by one batch in memory."""
-    import tensorflow as tf
 
     from dlcli.config.loader import load_pipeline
     from dlcli.train.run import Trainer
@@ -69,27 +67,7 @@ def step_times(batch: int, steps: int) -> tuple[float, float]:
     cfg = load_pipeline(REPO / "pipelines" / "fsdd_crnn.yaml", [f"train.batch_size={batch}"]).config
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, Path(run_dir), show_progress=False)
-        real, _ = trainer.epoch_dataset(0)
-        for _ in iter(real):  # decode and cache, as the first epoch does
-            pass
-        x, y = next(iter(trainer.train_data.batch(batch)))
-        memory = trainer.choice.strategy.experimental_distribute_dataset(
-            tf.data.Dataset.from_tensors((x, y)).repeat()
-        )
-
-        def timed(dataset: object) -> float:
-            iterator = iter(dataset)  # type: ignore[call-overload]
-            trainer.runner.train(iterator, 3)  # warm up (tracing)
-            start = time.perf_counter()
-            trainer.runner.train(iterator, steps)
-            return (time.perf_counter() - start) / steps
-
-        reals, memories = [], []
-        for epoch in range(3):  # alternate, so both see the same machine
-            real, _ = trainer.epoch_dataset(epoch + 1)
-            reals.append(timed(real))
-            memories.append(timed(memory))
-    return statistics.median(reals), statistics.median(memories)
+        return real_vs_memory_step_times(trainer, batch, steps)
 
 
 def accuracy_table(work: Path) -> None:

@@ -11,12 +11,11 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from _shared import SIGNS, signs_data_section
+from _shared import SIGNS, real_vs_memory_step_times, signs_data_section
 
 GOAL = 1.1
 
@@ -58,7 +57,6 @@ def decode_throughput(size: int) -> list[tuple[str, float]]:
 
 
 def step_times(size: int, batch: int, steps: int) -> tuple[float, float]:
-    import tensorflow as tf
 
     from dlcli.config.loader import load_pipeline_text
     from dlcli.train.run import Trainer
@@ -66,29 +64,7 @@ def step_times(size: int, batch: int, steps: int) -> tuple[float, float]:
     cfg = load_pipeline_text(PIPELINE.format(data=signs_data_section(size), batch=batch)).config
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, Path(run_dir), show_progress=False)
-        real, _ = trainer.epoch_dataset(0)
-        for _ in iter(real):  # fill the cache, as the first epoch does
-            pass
-        x, y = next(iter(trainer.train_data.batch(batch)))
-        memory = trainer.choice.strategy.experimental_distribute_dataset(
-            tf.data.Dataset.from_tensors((x, y)).repeat()
-        )
-
-        def timed(dataset: object, epoch: int) -> float:
-            iterator = iter(dataset)  # type: ignore[call-overload]
-            trainer.runner.train(iterator, 3)  # warm up (tracing)
-            start = time.perf_counter()
-            trainer.runner.train(iterator, steps)
-            return (time.perf_counter() - start) / steps
-
-        reals, mems = [], []
-        for epoch in range(3):  # alternate, so both see the same machine
-            real, n = trainer.epoch_dataset(epoch + 1)
-            if n < steps + 3:
-                raise SystemExit(f"need {steps + 3} steps per epoch, have {n}")
-            reals.append(timed(real, epoch))
-            mems.append(timed(memory, epoch))
-    return statistics.median(reals), statistics.median(mems)
+        return real_vs_memory_step_times(trainer, batch, steps)
 
 
 def main() -> None:

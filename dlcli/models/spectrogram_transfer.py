@@ -11,8 +11,13 @@ from pydantic import Field, PositiveInt, ValidationInfo, field_validator
 from dlcli.models.backbones import BACKBONES
 from dlcli.models.base import ModelConfig
 from dlcli.models.frontend import FrontEndConfig, audio_input, dense_head
-from dlcli.models.transfer import TransferConfig, application_backbone, resolve_weights
-from dlcli.registry import MODELS, did_you_mean
+from dlcli.models.transfer import (
+    TransferConfig,
+    application_backbone,
+    known_backbone,
+    resolve_weights,
+)
+from dlcli.registry import MODELS
 
 
 class SpectrogramTransferConfig(ModelConfig):
@@ -51,13 +56,7 @@ class SpectrogramTransferConfig(ModelConfig):
     @field_validator("backbone")
     @classmethod
     def _known_backbone(cls, value: str) -> str:
-        if value not in BACKBONES:
-            hint = did_you_mean(value, list(BACKBONES))
-            raise ValueError(
-                f"unknown backbone `{value}` (see `dlcli list backbones`)"
-                + (f"; {hint}" if hint else "")
-            )
-        return value
+        return known_backbone(value)
 
     @field_validator("weights")
     @classmethod

@@ -58,13 +58,7 @@ class TransferConfig(ModelConfig):
     def _known_backbone(cls, value: str, info: ValidationInfo) -> str:
         if value.lower().endswith(SAVED_MODEL_SUFFIXES):
             return str(_resolve(value, info))
-        if value not in BACKBONES:
-            hint = did_you_mean(value, list(BACKBONES))
-            raise ValueError(
-                f"unknown backbone `{value}` (see `dlcli list backbones`)"
-                + (f"; {hint}" if hint else "")
-            )
-        return value
+        return known_backbone(value)
 
     @field_validator("weights")
     @classmethod
@@ -96,6 +90,17 @@ class TransferConfig(ModelConfig):
             config.batch_norm,
             config.learning_rate,
         )
+
+
+def known_backbone(value: str) -> str:
+    """A keras.applications backbone name, or a ValueError with the nearest known one."""
+    if value not in BACKBONES:
+        hint = did_you_mean(value, list(BACKBONES))
+        raise ValueError(
+            f"unknown backbone `{value}` (see `dlcli list backbones`)"
+            + (f"; {hint}" if hint else "")
+        )
+    return value
 
 
 def resolve_weights(value: str | None, info: ValidationInfo) -> str | None:
