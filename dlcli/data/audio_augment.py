@@ -1,7 +1,8 @@
 """Training-time augmentation of waveforms, declared under `data.augment` of an audio source.
 
-Time shift, background noise at a random signal-to-noise ratio and gain, applied to whole
-training batches inside tf.data; nothing here runs at evaluation or prediction time.
+Speed perturbation, time shift, background noise at a random signal-to-noise ratio and gain,
+applied to whole training batches inside tf.data; nothing here runs at evaluation or prediction
+time.
 SpecAugment masks spectrograms, so it lives with the front-end layers in the model.
 """
 
@@ -49,6 +50,20 @@ class AudioAugmentConfig(StrictModel):
         "roll", description="roll: what leaves one end comes back at the other; pad: zeros come in"
     )
     gain_db: float = Field(0.0, ge=0.0, description="max gain change either way, dB")
+    speed: tuple[float, float] | None = Field(
+        None,
+        description="[min, max] speed factor drawn per clip, e.g. [0.9, 1.1]: tempo and pitch "
+        "change together, as Kaldi's speed perturbation (new voices from few speakers)",
+    )
+
+    @model_validator(mode="after")
+    def _speed_range(self) -> AudioAugmentConfig:
+        if self.speed is not None:
+            low, high = self.speed
+            if not 0.5 <= low <= high <= 2.0:
+                raise ValueError(f"speed is [min, max] within [0.5, 2], got [{low}, {high}]")
+        return self
+
     noise: BackgroundNoiseConfig | None = Field(None, description="background noise from a folder")
 
     def active(self) -> bool:
@@ -77,12 +92,13 @@ def load_noise(folder: Path, sample_rate: int) -> np.ndarray:
 
 
 def build_audio_augmenter(
-    config: AudioAugmentConfig, sample_rate: int, seed: int
+    config: AudioAugmentConfig, sample_rate: int, seed: int, *, whole: bool = False
 ) -> Callable[[Any, Any], tuple[Any, Any]]:
     """A function for `dataset.map` over *batches* of (waveforms [batch, samples], labels).
 
     Draws come from one seeded generator whose state carries on across epochs, so every epoch
-    sees new shifts, noise and gains.
+    sees new shifts, noise and gains. `whole`: zero-padded whole utterances, which a slower
+    speed lengthens (clips keep their length).
     """
     import tensorflow as tf
 
@@ -115,7 +131,24 @@ def build_audio_augmenter(
         chosen = generator.uniform([batch, 1]) < noise_config.probability
         return waves + tf.where(chosen, scale, 0.0) * segments
 
+    def change_speed(waves: Any, low: float, high: float) -> Any:
+        """Resample each clip by its own factor (linear interpolation); what runs past the
+        input is zeros."""
+        batch, length = tf.shape(waves)[0], tf.shape(waves)[1]
+        out = length
+        if whole:
+            out = tf.cast(tf.math.ceil(tf.cast(length, tf.float32) / low), tf.int32)
+        rates = generator.uniform([batch, 1], low, high)
+        position = tf.cast(tf.range(out), tf.float32)[None, :] * rates
+        left = tf.cast(tf.floor(position), tf.int32)
+        fraction = position - tf.floor(position)
+        a = tf.gather(waves, tf.minimum(left, length - 1), batch_dims=1)
+        b = tf.gather(waves, tf.minimum(left + 1, length - 1), batch_dims=1)
+        return tf.where(left < length - 1, a + fraction * (b - a), 0.0)
+
     def augment(waves: Any, labels: Any) -> tuple[Any, Any]:
+        if config.speed is not None:
+            waves = change_speed(waves, *config.speed)
         if config.shift:
             waves = shift(waves)
         if noise is not None and config.noise is not None:

@@ -368,6 +368,34 @@ def test_noise_is_mixed_at_the_asked_snr(tmp_path: Path):
     np.testing.assert_allclose(snr, 10.0, atol=0.1)
 
 
+def _pitch(wave: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(wave))
+    return float(np.fft.rfftfreq(len(wave), 1 / rate)[spectrum.argmax()])
+
+
+def test_speed_perturbation_changes_pitch_and_tempo_per_clip():
+    import tensorflow as tf
+
+    from dlcli.data.audio_augment import AudioAugmentConfig, build_audio_augmenter
+
+    clip = sine(400, 1.0, 8000)
+    slow = build_audio_augmenter(AudioAugmentConfig(speed=(0.8, 0.8)), 8000, seed=0)
+    out, _ = slow(tf.constant(clip[None]), tf.zeros(1))
+    assert out.shape == (1, 8000)  # a clip keeps its length
+    assert _pitch(out.numpy()[0], 8000) == pytest.approx(320, abs=3)
+    # Whole utterances (zero-padded, transcription): slower lengthens, nothing is cut.
+    utterance = np.concatenate([clip[:6000], np.zeros(2000, np.float32)])[None]
+    whole = build_audio_augmenter(AudioAugmentConfig(speed=(0.8, 0.8)), 8000, 0, whole=True)
+    longer, _ = whole(tf.constant(utterance), tf.zeros(1))
+    assert longer.shape == (1, 10000) and np.flatnonzero(longer.numpy()[0])[-1] == 7499
+    spread = build_audio_augmenter(AudioAugmentConfig(speed=(0.9, 1.1)), 8000, seed=0)
+    batch, _ = spread(tf.constant(np.stack([clip] * 6)), tf.zeros(6))
+    pitches = {round(_pitch(w[:4000], 8000)) for w in batch.numpy()}
+    assert len(pitches) > 2 and all(355 <= p <= 445 for p in pitches)  # drawn per clip
+    with pytest.raises(ValueError, match="speed"):
+        AudioAugmentConfig(speed=(1.2, 0.9))
+
+
 def test_predict_inputs_decode_like_training(tmp_path: Path):
     spec = DataSpec(input_shape=(8000,), modality="audio", class_names=["a", "b"], sample_rate=8000)
     files = [
