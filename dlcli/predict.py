@@ -130,6 +130,12 @@ def predict_files(
         raise ConfigError(
             f"Option `--window` is for audio runs; this run reads {handle.spec.modality} data.",
         )
+    if window is not None and handle.spec.input_shape[0] is None:
+        raise ConfigError(
+            "Option `--window` is for models of fixed-length clips; this model reads whole "
+            "recordings of any length.",
+            hint="drop --window: each file gets one row",
+        )
     task = create_task(handle.config.task, handle.spec, run_dir=handle.directory)
     files = expand_inputs(inputs, handle.config.data.input_extensions)
     if window is not None:  # files are read window by window, as the rows are written

@@ -56,6 +56,28 @@ def _image_size_from_model(pipeline: Any) -> Any:
 _IMAGE_SIZE_FROM_MODEL: Any = model_validator(mode="after")(_image_size_from_model)
 
 
+def _targets_from_task(pipeline: Any) -> Any:
+    """The task says what the data gives per example: a label, or a transcript."""
+    data, task = pipeline.data, pipeline.task
+    wanted = type(task).targets
+    if "targets" in type(data).model_fields:
+        if data.targets != wanted and "targets" in data.model_fields_set:
+            raise ValueError(
+                f"data.targets is `{data.targets}`, and task `{task.type}` needs `{wanted}`"
+            )
+        data.targets = wanted
+        data.check_targets()
+    elif wanted != "label":
+        raise ValueError(
+            f"task `{task.type}` needs {wanted}s, which data.type `{data.type}` does not give: "
+            "use `audio_manifest` with a transcript column"
+        )
+    return pipeline
+
+
+_TARGETS_FROM_TASK: Any = model_validator(mode="after")(_targets_from_task)
+
+
 def unreported_monitor(pipeline: Any) -> tuple[str, str | None] | None:
     """`train.early_stopping.monitor` must be a metric the task reports (its direction, min or
     max, comes from the task too). Returns (message, hint) when it is not."""
@@ -93,6 +115,7 @@ def pipeline_model() -> type[StrictModel]:
         export=(ExportConfig, Field(default_factory=ExportConfig)),
         __validators__={
             "image_size_from_model": _IMAGE_SIZE_FROM_MODEL,
+            "targets_from_task": _TARGETS_FROM_TASK,
         },
     )
 

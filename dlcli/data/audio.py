@@ -292,14 +292,19 @@ class AudioInputs(StrictModel):
         from dlcli.data.audio_augment import build_audio_augmenter
 
         log.info("audio augmentation: %s", self.augment.model_dump(exclude_defaults=True))
-        return build_audio_augmenter(self.augment, self.sample_rate, seed)
+        whole = getattr(self, "targets", "label") == "transcript"
+        return build_audio_augmenter(self.augment, self.sample_rate, seed, whole=whole)
 
     def read_inputs(self, paths: list[str], spec: DataSpec) -> ReadInputs:
-        """Files for `predict`, decoded as in training; the centre of a longer file is kept
-        (see `read_windows` to classify all of it)."""
+        """Files for `predict`, decoded as in training; for a model of fixed-length clips the
+        centre of a longer file is kept (see `read_windows` to classify all of it)."""
         scan = scan_audio(paths, [0] * len(paths), on_bad_file="skip")
-        settings = self.decode_settings(spec.input_shape[0], spec.sample_rate)
-        return ReadInputs(decoded_waves(scan.good, settings), scan.good, scan.bad)
+        length = spec.input_shape[0]  # None: a model of whole utterances
+        settings = self.decode_settings(length, spec.sample_rate)
+        read = ReadInputs(decoded_waves(scan.good, settings), scan.good, scan.bad)
+        if length is None:
+            read.batch = lambda ds, n, drop: ds.padded_batch(n, drop_remainder=drop)
+        return read
 
     def read_windows(
         self, path: str, spec: DataSpec, window_s: float, hop_s: float
@@ -338,6 +343,17 @@ class AudioOptions(AudioInputs):
         return round(self.duration * self.sample_rate)
 
 
+def decode_split(
+    paths: list[str], labels: list[Any], settings: DecodeSettings, options: AudioOptions
+) -> tuple[ScanResult, Any]:
+    """Scan one split's files and decode the good ones, cached as `options.cache` says."""
+    if options.cache == "disk" and paths:
+        return disk_cached(paths, labels, settings, options)
+    scan = scan_audio(paths, labels, options.on_bad_file)
+    waves = decoded_waves(scan.good, settings)
+    return scan, waves.cache() if options.cache == "memory" else waves
+
+
 def split_waves(
     paths: list[str], labels: list[int], options: AudioOptions, training: bool, seed: int
 ) -> tuple[ScanResult, Any]:
@@ -346,13 +362,9 @@ def split_waves(
 
     length = options.clip_samples
     whole = training and options.random_crop  # crop later, differently each epoch
-    settings = options.decode_settings(None if whole else length)
-    if options.cache == "disk" and paths:
-        scan, waves = disk_cached(paths, labels, settings, options)
-    else:
-        scan = scan_audio(paths, labels, options.on_bad_file)
-        waves = decoded_waves(scan.good, settings)
-        waves = waves.cache() if options.cache == "memory" else waves
+    scan, waves = decode_split(
+        paths, labels, options.decode_settings(None if whole else length), options
+    )
     ds = tf.data.Dataset.zip(
         waves, tf.data.Dataset.from_tensor_slices(tf.constant(scan.labels, tf.int32))
     )

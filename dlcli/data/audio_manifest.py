@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveInt, model_validator
 
 from dlcli.config.base import ResolvedPath, StrictModel
 from dlcli.data.audio import AudioOptions, audio_bundle
@@ -149,10 +149,12 @@ def carve(
     return stratified_split(items, validation, test, seed)
 
 
-def split_rows(rows: list[Row], options: AudioSourceOptions, seed: int) -> tuple[Parts, list[str]]:
+def split_rows(
+    rows: list[Row], options: AudioSourceOptions, seed: int, *, labelled: bool = True
+) -> tuple[Parts, list[str]]:
     """Rows to (paths, label indices) per split, and the sorted class names."""
     classes = natural_sorted({row.label for row in rows})
-    if len(classes) < 2:
+    if labelled and len(classes) < 2:
         raise DataError(f"Expected at least 2 labels. Received: {classes or 'none'}.")
     parts: Parts = {s: ([], []) for s in SPLITS}
     given = [row for row in rows if row.split]
@@ -202,6 +204,10 @@ def split_rows(rows: list[Row], options: AudioSourceOptions, seed: int) -> tuple
     return parts, classes
 
 
+PATH_COLUMNS = ("path", "audio_filepath")  # dlcli's, NeMo's
+TRANSCRIPT_COLUMNS = ("transcript", "text")
+
+
 class AudioManifestConfig(AudioSourceOptions):
     """`data:` for `type: audio_manifest`."""
 
@@ -209,9 +215,38 @@ class AudioManifestConfig(AudioSourceOptions):
     path: ResolvedPath = Field(
         description="a .csv (with a header) or .jsonl file; paths in it are relative to it"
     )
-    path_column: str = "path"
+    path_column: str | None = Field(
+        None, description="default: `path`, or NeMo's `audio_filepath` when there is no `path`"
+    )
     label_column: str = Field("label", description="unused when `label_regex` is set")
     split_column: str = Field("split", description="optional: train/val/test per row")
+    targets: Literal["label", "transcript"] = Field(
+        "label",
+        description="label: a class per recording; transcript: its text, whole utterances "
+        "(set for you by `task: {type: transcription}`)",
+    )
+    transcript_column: str | None = Field(
+        None, description="targets transcript: default `transcript`, or NeMo's `text`"
+    )
+    buckets: PositiveInt = Field(
+        8, description="targets transcript: training batches from this many duration buckets"
+    )
+
+    @model_validator(mode="after")
+    def _transcripts_are_whole(self) -> AudioManifestConfig:
+        self.check_targets()
+        return self
+
+    def check_targets(self) -> None:
+        """Options that do not apply to whole utterances (also run once a task sets them)."""
+        if self.targets == "transcript":
+            if self.augment.shift or self.augment.noise is not None:
+                raise ValueError(
+                    "data.augment.shift and data.augment.noise are for fixed-length clips; "
+                    "for transcripts use gain_db and model.frontend.spec_augment"
+                )
+            if self.label_regex is not None:
+                raise ValueError("label_regex is for labels; transcripts come from a column")
 
     example: ClassVar[dict[str, Any]] = {
         "path": "{fsdd_manifest}",
@@ -246,20 +281,37 @@ def read_rows(config: AudioManifestConfig) -> list[tuple[int, dict[str, str]]]:
     return rows
 
 
-def manifest_row(config: AudioManifestConfig, number: int, record: dict[str, str]) -> Row:
+def pick_column(given: str | None, choices: tuple[str, ...], first: dict[str, str]) -> str:
+    """The column the config names, else the first of `choices` the manifest has."""
+    if given is not None:
+        return given
+    return next((c for c in choices if c in first), choices[0])
+
+
+def manifest_row(
+    config: AudioManifestConfig, number: int, record: dict[str, str], names: tuple[str, str]
+) -> Row:
+    """One record as a Row; `names`: the path column and the label (or transcript) column."""
     where = f"{config.path}:{number}"
-    wanted = [config.path_column] + ([] if config.label_regex else [config.label_column])
-    missing = [c for c in wanted if not record.get(c)]
+    path_column, target_column = names
+    transcripts = config.targets == "transcript"
+    wanted = [path_column] + ([] if config.label_regex else [target_column])
+    # A transcript may be empty (an utterance of silence); a path or a label may not.
+    missing = [
+        c
+        for c in wanted
+        if not record.get(c) and not (transcripts and c == target_column and c in record)
+    ]
     if missing:
         raise DataError(
             f"{where}: missing {', '.join(missing)}. "
             f"Expected columns {', '.join(f'`{c}`' for c in wanted)}."
         )
-    file = config.path.parent / record[config.path_column]
+    file = config.path.parent / record[path_column]
     columns = dict(record)
     if config.label_regex:
         columns.update(config.regex_columns(file.name, where))
-    label = columns["label"] if config.label_regex else record[config.label_column]
+    label = columns["label"] if config.label_regex else record[target_column]
     split = record.get(config.split_column, "").strip().lower() or None
     if split is not None and split not in SPLIT_NAMES:
         raise DataError(
@@ -271,8 +323,26 @@ def manifest_row(config: AudioManifestConfig, number: int, record: dict[str, str
 @DATA_SOURCES.register("audio_manifest", config=AudioManifestConfig)
 def audio_manifest(config: AudioManifestConfig, *, seed: int) -> DataBundle:
     """Recordings listed in a CSV/JSONL manifest (path, label, optional split and group)."""
-    rows = [manifest_row(config, number, record) for number, record in read_rows(config)]
-    if not rows:
+    records = read_rows(config)
+    if not records:
         raise DataError(f"{config.path} lists no recordings.")
-    parts, classes = split_rows(rows, config, seed)
-    return audio_bundle(parts, classes, config, seed)
+    first = records[0][1]
+    path_column = pick_column(config.path_column, PATH_COLUMNS, first)
+    if config.targets == "label":
+        columns = (path_column, config.label_column)
+        rows = [manifest_row(config, number, record, columns) for number, record in records]
+        parts, classes = split_rows(rows, config, seed)
+        return audio_bundle(parts, classes, config, seed)
+    from dlcli.data.transcripts import transcript_bundle
+
+    columns = (path_column, pick_column(config.transcript_column, TRANSCRIPT_COLUMNS, first))
+    rows = [manifest_row(config, number, record, columns) for number, record in records]
+    texts = {row.path: row.label for row in rows}
+    for row in rows:  # every utterance is one "class" to the splitting below
+        row.label = ""
+    parts, _ = split_rows(rows, config, seed, labelled=False)
+    return transcript_bundle(
+        {s: (paths, [texts[p] for p in paths]) for s, (paths, _) in parts.items()},
+        config,
+        config.buckets,
+    )

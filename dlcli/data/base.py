@@ -74,7 +74,7 @@ class DataBundle:
     """Splits of unbatched `(features, label)` elements, plus what models need to know.
 
     `batch` turns a split into batches: plain stacking for fixed-size inputs; a source of
-    variable-length inputs brings a padded one.
+    variable-length inputs brings a padded one (and may bucket training batches by length).
     """
 
     class_names: list[str]
@@ -87,6 +87,10 @@ class DataBundle:
     batch: Callable[[Any, int, bool], Any] = plain_batch
     labels: dict[str, list[int]] = field(default_factory=dict)  # per split, when known
     sample_rate: int | None = None  # audio sources
+    # Training batches when they differ from `batch` (bucketed by length, say).
+    train_batch: Callable[[Any, int, bool], Any] | None = None
+    paths: dict[str, list[str]] = field(default_factory=dict)  # per split, when files
+    transcripts: dict[str, list[str]] = field(default_factory=dict)  # per split, speech
 
     def split_labels(self, name: str) -> list[int]:
         """The labels of a split in order: known up front for files, else read from the data."""

@@ -15,6 +15,7 @@ from typing import Any
 import keras
 
 from dlcli.layers.audio import AUDIO_LAYERS
+from dlcli.layers.sequence import SEQUENCE_LAYERS
 
 
 @keras.saving.register_keras_serializable(package="dlcli")
@@ -52,4 +53,5 @@ CUSTOM_OBJECTS: dict[str, Any] = {
     "ImagePreprocess": ImagePreprocess,
     "LegacyDepthwiseConv2D": LegacyDepthwiseConv2D,
     **AUDIO_LAYERS,
+    **SEQUENCE_LAYERS,
 }

@@ -7,10 +7,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PositiveInt
 
+from dlcli.errors import ConfigError
 from dlcli.models.base import ModelConfig
 from dlcli.models.blocks import conv_bn_act
 from dlcli.models.frontend import FrontEndConfig, audio_input, dense_head
-from dlcli.models.rnn import Cell, Pooling, recurrent_stack
+from dlcli.models.rnn import Cell, Pooling, frames_output, recurrent_stack
 from dlcli.registry import MODELS
 
 
@@ -21,8 +22,10 @@ class CRNNConfig(ModelConfig):
     frontend: FrontEndConfig = Field(default_factory=FrontEndConfig)
     filters: list[PositiveInt] = Field([32, 64, 64], min_length=1, description="one per block")
     kernel_size: PositiveInt = 3
-    pool: tuple[PositiveInt, PositiveInt] = Field(
-        (2, 2), description="[time, frequency] max pooling after each block, while the axis is 2+"
+    pool: tuple[PositiveInt, PositiveInt] | list[tuple[PositiveInt, PositiveInt]] = Field(
+        (2, 2),
+        description="[time, frequency] max pooling after each block, while the axis is 2+; or "
+        "one pair per block: a CTC model keeps its frames, e.g. [[2, 2], [1, 2], [1, 2]]",
     )
     batch_norm: bool = True
     cell: Cell = "gru"
@@ -34,7 +37,7 @@ class CRNNConfig(ModelConfig):
     l2: float = Field(0.0, ge=0.0, description="L2 weight decay on kernels")
 
     modality: ClassVar[str] = "audio"
-    heads: ClassVar[tuple[str, ...]] = ("classes", "features")
+    heads: ClassVar[tuple[str, ...]] = ("classes", "features", "frames")
     example: ClassVar[dict[str, Any]] = {
         "filters": [4, 8],
         "units": [8],
@@ -51,8 +54,15 @@ def build_crnn(config: CRNNConfig, *, spec: Any, head: Any) -> Any:
     reg = keras.regularizers.L2(config.l2) if config.l2 else None
     inputs = audio_input(spec)
     x = config.frontend.build(inputs, spec.sample_rate)
-    x = layers.Reshape((*x.shape[1:], 1), name="add_channel")(x)
-    for b, filters in enumerate(config.filters):
+    x = layers.Reshape((-1, x.shape[2], 1), name="add_channel")(x)
+    stride = config.frontend.lengths(spec.sample_rate)[1]  # samples per frame
+    pools = config.pool if isinstance(config.pool, list) else [config.pool] * len(config.filters)
+    if len(pools) != len(config.filters):
+        raise ConfigError(
+            f"model.pool has {len(pools)} pairs for {len(config.filters)} blocks (model.filters). "
+            "Expected one [time, frequency] pair, or one per block."
+        )
+    for b, (filters, wanted) in enumerate(zip(config.filters, pools, strict=True)):
         x = conv_bn_act(
             x,
             filters,
@@ -62,23 +72,41 @@ def build_crnn(config: CRNNConfig, *, spec: Any, head: Any) -> Any:
             regularizer=reg,
             name=f"block{b + 1}",
         )
-        # Pool an axis only while it has something left to pool: short clips keep their frames.
+        # Pool an axis only while it has something left to pool: short clips keep their frames
+        # (an axis of unknown length, whole utterances, is pooled).
         pool = tuple(
-            p if size >= p else 1 for p, size in zip(config.pool, x.shape[1:3], strict=True)
+            p if size is None or size >= p else 1
+            for p, size in zip(wanted, x.shape[1:3], strict=True)
         )
         if pool != (1, 1):
             x = layers.MaxPooling2D(pool, name=f"block{b + 1}_pool")(x)
-    x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]), name="to_sequence")(x)
+            stride *= pool[0]
+    x = layers.Reshape((-1, x.shape[2] * x.shape[3]), name="to_sequence")(x)
     if config.dropout:
         x = layers.Dropout(config.dropout, name="conv_dropout")(x)
-    x = recurrent_stack(
-        x,
-        cell=config.cell,
-        units=config.units,
-        bidirectional=config.bidirectional,
-        dropout=config.dropout,
-        pooling=config.pooling,
-        regularizer=reg,
-    )
-    x = dense_head(x, config.dense, config.dropout, reg)
+
+    def stack(x: Any, mask: Any = None, pooling: str = config.pooling) -> Any:
+        return recurrent_stack(
+            x,
+            cell=config.cell,
+            units=config.units,
+            bidirectional=config.bidirectional,
+            dropout=config.dropout,
+            pooling=pooling,
+            regularizer=reg,
+            mask=mask,
+        )
+
+    if head.kind == "frames":
+        outputs = frames_output(
+            inputs,
+            x,
+            head,
+            stride=stride,
+            dropout=config.dropout,
+            regularizer=reg,
+            stack=lambda x, mask: stack(x, mask, "none"),
+        )
+        return keras.Model(inputs, outputs, name="crnn")
+    x = dense_head(stack(x), config.dense, config.dropout, reg)
     return keras.Model(inputs, head(x, regularizer=reg), name="crnn")

@@ -55,4 +55,22 @@ class FeaturesHead:
         return layers.Activation("linear", dtype="float32", name="features")(features)
 
 
-Head = ClassesHead | ReconstructionHead | FeaturesHead
+@dataclass(frozen=True)
+class FramesHead:
+    """A distribution over `tokens` (index 0: the CTC blank) for every frame of a sequence,
+    float32; frames outside `mask` (batch padding) are a certain blank."""
+
+    tokens: int
+    kind: ClassVar[str] = "frames"
+
+    def __call__(self, frames: Any, *, regularizer: Any = None, mask: Any = None) -> Any:
+        from keras import layers
+
+        from dlcli.layers.sequence import BlankPadding
+
+        x = layers.Dense(self.tokens, kernel_regularizer=regularizer, name="frame_logits")(frames)
+        x = layers.Activation("softmax", dtype="float32", name="frame_softmax")(x)
+        return x if mask is None else BlankPadding(dtype="float32", name="frames")(x, mask)
+
+
+Head = ClassesHead | ReconstructionHead | FeaturesHead | FramesHead

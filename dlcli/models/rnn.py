@@ -9,6 +9,7 @@ from pydantic import Field, PositiveInt
 
 from dlcli.models.base import ModelConfig
 from dlcli.models.frontend import FrontEndConfig, audio_input, dense_head, pool_over_time
+from dlcli.models.heads import EMBEDDING_LAYER
 from dlcli.registry import MODELS
 
 Cell = Literal["lstm", "gru"]
@@ -31,7 +32,7 @@ class RNNConfig(ModelConfig):
     l2: float = Field(0.0, ge=0.0, description="L2 weight decay on kernels")
 
     modality: ClassVar[str] = "audio"
-    heads: ClassVar[tuple[str, ...]] = ("classes", "features")
+    heads: ClassVar[tuple[str, ...]] = ("classes", "features", "frames")
     example: ClassVar[dict[str, Any]] = {
         "cell": "gru",
         "units": [8, 8],
@@ -48,9 +49,12 @@ def recurrent_stack(
     dropout: float,
     pooling: str,
     regularizer: Any,
+    mask: Any = None,
 ) -> Any:
     """Recurrent layers over `[batch, frames, features]`, pooled to `[batch, features]`.
-    `last` is the final state (both directions' with `bidirectional`)."""
+    `last` is the final state (both directions' with `bidirectional`); `none` keeps every
+    frame (a per-frame head). `mask` (`[batch, frames]`, True on audio) keeps batch padding out
+    of the recurrence: the backward direction starts at each utterance's own end."""
     from keras import layers
 
     rnn = layers.LSTM if cell == "lstm" else layers.GRU
@@ -61,10 +65,29 @@ def recurrent_stack(
         )
         if bidirectional:
             layer = layers.Bidirectional(layer, name=f"bi{cell}{i + 1}")
-        x = layer(x)
+        x = layer(x) if mask is None else layer(x, mask=mask)
         if i < len(units) - 1 and dropout:
             x = layers.Dropout(dropout, name=f"{cell}{i + 1}_dropout")(x)
-    return x if pooling == "last" else pool_over_time(x, pooling, name=f"{pooling}_pool")
+    if pooling in ("last", "none"):
+        return x
+    return pool_over_time(x, pooling, name=f"{pooling}_pool")
+
+
+def frames_output(
+    inputs: Any, x: Any, head: Any, *, stride: int, dropout: float, regularizer: Any, stack: Any
+) -> Any:
+    """A per-frame head (CTC): the padding mask from the waveform, the recurrent `stack` over
+    masked frames, then the head's distribution per frame. `stride`: samples per frame."""
+    from keras import layers
+
+    from dlcli.layers.sequence import PaddingFrames
+
+    mask = PaddingFrames(stride, name="padding_frames")(inputs, x)
+    x = stack(x, mask)
+    x = layers.Identity(name=EMBEDDING_LAYER)(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="head_dropout")(x)
+    return head(x, regularizer=regularizer, mask=mask)
 
 
 @MODELS.register("rnn", config=RNNConfig)
@@ -75,14 +98,31 @@ def build_rnn(config: RNNConfig, *, spec: Any, head: Any) -> Any:
     reg = keras.regularizers.L2(config.l2) if config.l2 else None
     inputs = audio_input(spec)
     x = config.frontend.build(inputs, spec.sample_rate)
-    x = recurrent_stack(
-        x,
-        cell=config.cell,
-        units=config.units,
-        bidirectional=config.bidirectional,
-        dropout=config.dropout,
-        pooling=config.pooling,
-        regularizer=reg,
-    )
-    x = dense_head(x, config.dense, config.dropout, reg)
-    return keras.Model(inputs, head(x, regularizer=reg), name=f"rnn_{config.cell}")
+
+    def stack(x: Any, mask: Any = None, pooling: str = config.pooling) -> Any:
+        return recurrent_stack(
+            x,
+            cell=config.cell,
+            units=config.units,
+            bidirectional=config.bidirectional,
+            dropout=config.dropout,
+            pooling=pooling,
+            regularizer=reg,
+            mask=mask,
+        )
+
+    name = f"rnn_{config.cell}"
+    if head.kind == "frames":
+        hop = config.frontend.lengths(spec.sample_rate)[1]
+        outputs = frames_output(
+            inputs,
+            x,
+            head,
+            stride=hop,
+            dropout=config.dropout,
+            regularizer=reg,
+            stack=lambda x, mask: stack(x, mask, "none"),
+        )
+        return keras.Model(inputs, outputs, name=name)
+    x = dense_head(stack(x), config.dense, config.dropout, reg)
+    return keras.Model(inputs, head(x, regularizer=reg), name=name)

@@ -33,6 +33,8 @@ class TaskConfig(StrictModel):
     type: str
     metrics: ClassVar[dict[str, Direction]] = {"loss": "min"}
     example: ClassVar[dict[str, Any]] = {}
+    # What the data must give per example: a label (or nothing), or a transcript.
+    targets: ClassVar[str] = "label"
 
     def default_monitor(self, has_validation: bool) -> str:
         return "val_loss" if has_validation else "loss"

@@ -180,7 +180,7 @@ class Trainer:
             training=True,
             skip_steps=skip_steps,
             batch_map=self.augment,
-            batch=self.data.batch,
+            batch=self.data.train_batch or self.data.batch,
         )
 
     def planned_epochs(self, state: TrainerState) -> int:
