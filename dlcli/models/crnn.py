@@ -10,8 +10,8 @@ from pydantic import Field, PositiveInt
 from dlcli.errors import ConfigError
 from dlcli.models.base import ModelConfig
 from dlcli.models.blocks import conv_bn_act
-from dlcli.models.frontend import FrontEndConfig, audio_input, dense_head
-from dlcli.models.rnn import Cell, Pooling, frames_output, recurrent_stack
+from dlcli.models.frontend import FrontEndConfig, audio_input
+from dlcli.models.rnn import Cell, Pooling, recurrent_model
 from dlcli.registry import MODELS
 
 
@@ -85,28 +85,4 @@ def build_crnn(config: CRNNConfig, *, spec: Any, head: Any) -> Any:
     if config.dropout:
         x = layers.Dropout(config.dropout, name="conv_dropout")(x)
 
-    def stack(x: Any, mask: Any = None, pooling: str = config.pooling) -> Any:
-        return recurrent_stack(
-            x,
-            cell=config.cell,
-            units=config.units,
-            bidirectional=config.bidirectional,
-            dropout=config.dropout,
-            pooling=pooling,
-            regularizer=reg,
-            mask=mask,
-        )
-
-    if head.kind == "frames":
-        outputs = frames_output(
-            inputs,
-            x,
-            head,
-            stride=stride,
-            dropout=config.dropout,
-            regularizer=reg,
-            stack=lambda x, mask: stack(x, mask, "none"),
-        )
-        return keras.Model(inputs, outputs, name="crnn")
-    x = dense_head(stack(x), config.dense, config.dropout, reg)
-    return keras.Model(inputs, head(x, regularizer=reg), name="crnn")
+    return recurrent_model(config, inputs, x, head, stride=stride, regularizer=reg, name="crnn")

@@ -73,21 +73,37 @@ def recurrent_stack(
     return pool_over_time(x, pooling, name=f"{pooling}_pool")
 
 
-def frames_output(
-    inputs: Any, x: Any, head: Any, *, stride: int, dropout: float, regularizer: Any, stack: Any
+def recurrent_model(
+    config: Any, inputs: Any, x: Any, head: Any, *, stride: int, regularizer: Any, name: str
 ) -> Any:
-    """A per-frame head (CTC): the padding mask from the waveform, the recurrent `stack` over
-    masked frames, then the head's distribution per frame. `stride`: samples per frame."""
+    """The recurrent part of an audio model and its head, from frames `x` on: pooled over time
+    for a per-utterance head, or per frame (CTC) with the padding mask from the waveform
+    keeping batch padding out of the recurrence. `stride`: waveform samples per frame of `x`."""
+    import keras
     from keras import layers
 
     from dlcli.layers.sequence import PaddingFrames
 
+    def stack(x: Any, mask: Any, pooling: str) -> Any:
+        return recurrent_stack(
+            x,
+            cell=config.cell,
+            units=config.units,
+            bidirectional=config.bidirectional,
+            dropout=config.dropout,
+            pooling=pooling,
+            regularizer=regularizer,
+            mask=mask,
+        )
+
+    if head.kind != "frames":
+        x = dense_head(stack(x, None, config.pooling), config.dense, config.dropout, regularizer)
+        return keras.Model(inputs, head(x, regularizer=regularizer), name=name)
     mask = PaddingFrames(stride, name="padding_frames")(inputs, x)
-    x = stack(x, mask)
-    x = layers.Identity(name=EMBEDDING_LAYER)(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="head_dropout")(x)
-    return head(x, regularizer=regularizer, mask=mask)
+    x = layers.Identity(name=EMBEDDING_LAYER)(stack(x, mask, "none"))
+    if config.dropout:
+        x = layers.Dropout(config.dropout, name="head_dropout")(x)
+    return keras.Model(inputs, head(x, regularizer=regularizer, mask=mask), name=name)
 
 
 @MODELS.register("rnn", config=RNNConfig)
@@ -99,30 +115,7 @@ def build_rnn(config: RNNConfig, *, spec: Any, head: Any) -> Any:
     inputs = audio_input(spec)
     x = config.frontend.build(inputs, spec.sample_rate)
 
-    def stack(x: Any, mask: Any = None, pooling: str = config.pooling) -> Any:
-        return recurrent_stack(
-            x,
-            cell=config.cell,
-            units=config.units,
-            bidirectional=config.bidirectional,
-            dropout=config.dropout,
-            pooling=pooling,
-            regularizer=reg,
-            mask=mask,
-        )
-
-    name = f"rnn_{config.cell}"
-    if head.kind == "frames":
-        hop = config.frontend.lengths(spec.sample_rate)[1]
-        outputs = frames_output(
-            inputs,
-            x,
-            head,
-            stride=hop,
-            dropout=config.dropout,
-            regularizer=reg,
-            stack=lambda x, mask: stack(x, mask, "none"),
-        )
-        return keras.Model(inputs, outputs, name=name)
-    x = dense_head(stack(x), config.dense, config.dropout, reg)
-    return keras.Model(inputs, head(x, regularizer=reg), name=name)
+    hop = config.frontend.lengths(spec.sample_rate)[1]
+    return recurrent_model(
+        config, inputs, x, head, stride=hop, regularizer=reg, name=f"rnn_{config.cell}"
+    )
