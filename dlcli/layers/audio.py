@@ -317,15 +317,23 @@ class UtteranceNormalization(keras.layers.Layer):
         super().__init__(**kwargs)
         self.epsilon = epsilon
 
-    def call(self, inputs: Any) -> Any:
+    def call(self, inputs: Any, valid: Any = None) -> Any:
+        """`valid` (`[batch, frames]`, True on audio): statistics over those frames only, and
+        padded frames come out as 0, so a clip normalises the same alone or in a padded batch."""
         from keras import ops
 
-        mean = ops.mean(inputs, axis=1, keepdims=True)
-        variance = ops.var(inputs, axis=1, keepdims=True)
-        return (inputs - mean) * ops.rsqrt(variance + self.epsilon)
+        if valid is None:
+            mean = ops.mean(inputs, axis=1, keepdims=True)
+            variance = ops.var(inputs, axis=1, keepdims=True)
+            return (inputs - mean) * ops.rsqrt(variance + self.epsilon)
+        weight = ops.cast(valid, inputs.dtype)[:, :, None]
+        count = ops.maximum(ops.sum(weight, axis=1, keepdims=True), 1.0)
+        mean = ops.sum(inputs * weight, axis=1, keepdims=True) / count
+        variance = ops.sum(ops.square(inputs - mean) * weight, axis=1, keepdims=True) / count
+        return (inputs - mean) * ops.rsqrt(variance + self.epsilon) * weight
 
-    def compute_output_shape(self, input_shape: tuple[Any, ...]) -> tuple[Any, ...]:
-        return input_shape
+    def compute_output_shape(self, inputs_shape: Any, valid_shape: Any = None) -> Any:
+        return inputs_shape
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "epsilon": self.epsilon}

@@ -15,29 +15,49 @@ from typing import Any
 import keras
 
 
-@keras.saving.register_keras_serializable(package="dlcli")
-class PaddingFrames(keras.layers.Layer):
-    """`(waveform, frames)` to a `[batch, frames]` mask: True where a frame holds audio.
+def frame_mask(waveform: Any, frames: Any, framing: dict[str, Any]) -> Any:
+    """`[batch, frames]`: True on the frames an utterance would have on its own.
 
-    A waveform's length is up to its last non-zero sample (trailing exact zeros are batch
-    padding); an output frame `i` holds audio when it starts before that, `i * stride < length`,
-    where `stride` is the samples between output frames (the front end's hop times the time
-    pooling after it)."""
+    Its length is up to its last non-zero sample; its frame count is what the front end gives
+    that many samples (`hop`; `window` samples uncentered, or centered when 0), divided (ceil)
+    by each time pooling (`pools`, 'same' padding) after it."""
+    from keras import ops
 
-    def __init__(self, stride: int, **kwargs: Any) -> None:
+    total = ops.shape(waveform)[1]
+    positions = ops.arange(1, total + 1, dtype="int32")
+    heard = ops.not_equal(waveform, ops.zeros_like(waveform))
+    length = ops.max(ops.where(heard, positions[None, :], 0), axis=1)  # last non-zero + 1
+    hop, window = int(framing["hop"]), int(framing.get("window", 0))
+    # Uncentered frames need a whole window of samples; centered ones start at every hop.
+    valid = ops.maximum(1 + (length - window) // hop, 0) if window else 1 + length // hop
+    for pool in framing.get("pools", ()):
+        valid = (valid + int(pool) - 1) // int(pool)
+    steps = ops.arange(ops.shape(frames)[1], dtype="int32")
+    return ops.less(steps[None, :], valid[:, None])
+
+
+class _Framed(keras.layers.Layer):
+    """A layer that knows how the model frames the waveform (see `frame_mask`)."""
+
+    def __init__(self, framing: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.stride = int(stride)
+        self.framing = {
+            "hop": int(framing["hop"]),
+            "window": int(framing.get("window", 0)),
+            "pools": [int(p) for p in framing.get("pools", ())],
+        }
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "framing": self.framing}
+
+
+@keras.saving.register_keras_serializable(package="dlcli")
+class PaddingFrames(_Framed):
+    """`(waveform, frames)` to a `[batch, frames]` mask: True where a frame holds audio;
+    trailing exact zeros of a waveform are batch padding."""
 
     def call(self, waveform: Any, frames: Any) -> Any:
-        from keras import ops
-
-        total = ops.shape(waveform)[1]
-        positions = ops.arange(1, total + 1, dtype="int32")
-        heard = ops.not_equal(waveform, ops.zeros_like(waveform))
-        length = ops.max(ops.where(heard, positions[None, :], 0), axis=1)  # last non-zero + 1
-        valid = (length + self.stride - 1) // self.stride
-        steps = ops.arange(ops.shape(frames)[1], dtype="int32")
-        return ops.less(steps[None, :], valid[:, None])
+        return frame_mask(waveform, frames, self.framing)
 
     def compute_output_shape(self, waveform_shape: Any, frames_shape: Any) -> tuple[Any, ...]:
         return (frames_shape[0], frames_shape[1])
@@ -45,8 +65,20 @@ class PaddingFrames(keras.layers.Layer):
     def compute_output_spec(self, waveform: Any, frames: Any) -> Any:
         return keras.KerasTensor((frames.shape[0], frames.shape[1]), dtype="bool")
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "stride": self.stride}
+
+@keras.saving.register_keras_serializable(package="dlcli")
+class ZeroPaddedFrames(_Framed):
+    """`(waveform, features)`: the features `[batch, frames, ...]` of padded frames set to 0, so
+    that convolutions and pooling see an utterance in a padded batch as they see it alone."""
+
+    def call(self, waveform: Any, features: Any) -> Any:
+        from keras import ops
+
+        mask = ops.cast(frame_mask(waveform, features, self.framing), features.dtype)
+        return features * ops.reshape(mask, (*ops.shape(mask), *([1] * (len(features.shape) - 2))))
+
+    def compute_output_shape(self, waveform_shape: Any, features_shape: Any) -> Any:
+        return features_shape
 
 
 @keras.saving.register_keras_serializable(package="dlcli")
@@ -73,4 +105,8 @@ class BlankPadding(keras.layers.Layer):
         return probabilities_shape
 
 
-SEQUENCE_LAYERS: dict[str, Any] = {"PaddingFrames": PaddingFrames, "BlankPadding": BlankPadding}
+SEQUENCE_LAYERS: dict[str, Any] = {
+    "PaddingFrames": PaddingFrames,
+    "ZeroPaddedFrames": ZeroPaddedFrames,
+    "BlankPadding": BlankPadding,
+}

@@ -51,11 +51,14 @@ def build_crnn(config: CRNNConfig, *, spec: Any, head: Any) -> Any:
     import keras
     from keras import layers
 
+    from dlcli.layers.sequence import ZeroPaddedFrames
+
     reg = keras.regularizers.L2(config.l2) if config.l2 else None
     inputs = audio_input(spec)
     x = config.frontend.build(inputs, spec.sample_rate)
     x = layers.Reshape((-1, x.shape[2], 1), name="add_channel")(x)
-    stride = config.frontend.lengths(spec.sample_rate)[1]  # samples per frame
+    whole = inputs.shape[1] is None  # whole utterances, zero-padded in batches
+    time_pools: list[int] = []
     pools = config.pool if isinstance(config.pool, list) else [config.pool] * len(config.filters)
     if len(pools) != len(config.filters):
         raise ConfigError(
@@ -78,11 +81,16 @@ def build_crnn(config: CRNNConfig, *, spec: Any, head: Any) -> Any:
             p if size is None or size >= p else 1
             for p, size in zip(wanted, x.shape[1:3], strict=True)
         )
+        if whole:  # padded frames stay zeros and the last partial window counts, as when alone
+            framing = config.frontend.framing(spec.sample_rate, time_pools)
+            x = ZeroPaddedFrames(framing, name=f"block{b + 1}_padding")(inputs, x)
         if pool != (1, 1):
-            x = layers.MaxPooling2D(pool, name=f"block{b + 1}_pool")(x)
-            stride *= pool[0]
+            padding = "same" if whole else "valid"
+            x = layers.MaxPooling2D(pool, padding=padding, name=f"block{b + 1}_pool")(x)
+            time_pools.append(pool[0])
     x = layers.Reshape((-1, x.shape[2] * x.shape[3]), name="to_sequence")(x)
     if config.dropout:
         x = layers.Dropout(config.dropout, name="conv_dropout")(x)
 
-    return recurrent_model(config, inputs, x, head, stride=stride, regularizer=reg, name="crnn")
+    framing = config.frontend.framing(spec.sample_rate, time_pools)
+    return recurrent_model(config, inputs, x, head, framing=framing, regularizer=reg, name="crnn")

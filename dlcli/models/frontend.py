@@ -84,6 +84,12 @@ class FrontEndConfig(StrictModel):
             )
         return win, max(hop, 1), n_fft
 
+    def framing(self, sample_rate: int, pools: list[int] | None = None) -> dict[str, Any]:
+        """How the front end frames a waveform (see `dlcli.layers.sequence.frame_mask`): its hop,
+        its window when frames are not centered (0: centered, librosa's), and time pools."""
+        win, hop, _ = self.lengths(sample_rate)
+        return {"hop": hop, "window": 0 if self.backend == "librosa" else win, "pools": pools or []}
+
     def layer_arguments(self, sample_rate: int) -> dict[str, Any]:
         win, hop, n_fft = self.lengths(sample_rate)
         args: dict[str, Any] = {
@@ -118,6 +124,7 @@ class FrontEndConfig(StrictModel):
             STFTMagnitude,
             UtteranceNormalization,
         )
+        from dlcli.layers.sequence import PaddingFrames
 
         if not sample_rate:
             raise ConfigError(
@@ -136,7 +143,12 @@ class FrontEndConfig(StrictModel):
             )
         x = frontend(inputs)
         if self.normalize == "utterance":
-            x = UtteranceNormalization(name="frontend_norm")(x)
+            if samples is None:  # whole utterances, zero-padded in batches: ignore the padding
+                framing = self.framing(sample_rate)
+                valid = PaddingFrames(framing, name="frontend_frames")(inputs, x)
+                x = UtteranceNormalization(name="frontend_norm")(x, valid)
+            else:
+                x = UtteranceNormalization(name="frontend_norm")(x)
         if self.spec_augment is not None:
             x = SpecAugment(**self.spec_augment.model_dump(), name="spec_augment")(x)
         return x

@@ -74,11 +74,19 @@ def recurrent_stack(
 
 
 def recurrent_model(
-    config: Any, inputs: Any, x: Any, head: Any, *, stride: int, regularizer: Any, name: str
+    config: Any,
+    inputs: Any,
+    x: Any,
+    head: Any,
+    *,
+    framing: dict[str, Any],
+    regularizer: Any,
+    name: str,
 ) -> Any:
     """The recurrent part of an audio model and its head, from frames `x` on: pooled over time
     for a per-utterance head, or per frame (CTC) with the padding mask from the waveform
-    keeping batch padding out of the recurrence. `stride`: waveform samples per frame of `x`."""
+    keeping batch padding out of the recurrence. `framing`: how the waveform became the frames
+    of `x` (`FrontEndConfig.framing`)."""
     import keras
     from keras import layers
 
@@ -99,7 +107,7 @@ def recurrent_model(
     if head.kind != "frames":
         x = dense_head(stack(x, None, config.pooling), config.dense, config.dropout, regularizer)
         return keras.Model(inputs, head(x, regularizer=regularizer), name=name)
-    mask = PaddingFrames(stride, name="padding_frames")(inputs, x)
+    mask = PaddingFrames(framing, name="padding_frames")(inputs, x)
     x = layers.Identity(name=EMBEDDING_LAYER)(stack(x, mask, "none"))
     if config.dropout:
         x = layers.Dropout(config.dropout, name="head_dropout")(x)
@@ -115,7 +123,7 @@ def build_rnn(config: RNNConfig, *, spec: Any, head: Any) -> Any:
     inputs = audio_input(spec)
     x = config.frontend.build(inputs, spec.sample_rate)
 
-    hop = config.frontend.lengths(spec.sample_rate)[1]
+    framing = config.frontend.framing(spec.sample_rate)
     return recurrent_model(
-        config, inputs, x, head, stride=hop, regularizer=reg, name=f"rnn_{config.cell}"
+        config, inputs, x, head, framing=framing, regularizer=reg, name=f"rnn_{config.cell}"
     )

@@ -169,11 +169,41 @@ def test_padding_frames_mark_audio_up_to_the_last_nonzero_sample():
 
     waves = np.zeros((2, 1000), np.float32)
     waves[0, :1000] = 0.5
-    waves[1, :430] = 0.5  # 430 samples: frames 0-4 of 100 samples start inside
+    waves[1, :430] = 0.5
     frames = np.zeros((2, 10, 3), np.float32)
-    mask = keras.ops.convert_to_numpy(PaddingFrames(100)(waves, frames))
-    assert mask[0].all() and mask[1].tolist() == [True] * 5 + [False] * 5
+    framing = {"hop": 100, "window": 100}  # uncentered: 1 + (430 - 100) // 100 = 4 frames
+    mask = keras.ops.convert_to_numpy(PaddingFrames(framing)(waves, frames))
+    assert mask[0].all() and mask[1].tolist() == [True] * 4 + [False] * 6
+    centered = {"hop": 100, "window": 0, "pools": [2]}  # 1 + 430 // 100 = 5, then ceil(5 / 2)
+    assert keras.ops.convert_to_numpy(PaddingFrames(centered)(waves, frames))[1].sum() == 3
     probs = np.full((2, 10, 3), 1 / 3, np.float32)
     out = keras.ops.convert_to_numpy(BlankPadding()(probs, mask))
-    np.testing.assert_allclose(out[1, 5:], [[1, 0, 0]] * 5)
-    np.testing.assert_allclose(out[1, :5], probs[1, :5])
+    np.testing.assert_allclose(out[1, 4:], [[1, 0, 0]] * 6)
+    np.testing.assert_allclose(out[1, :4], probs[1, :4])
+
+
+@pytest.mark.parametrize("model_type", ["crnn", "rnn"])
+def test_an_utterance_reads_the_same_alone_and_in_a_padded_batch(model_type: str):
+    """Padding is invisible to the model: the front end's statistics, the convolutions, the
+    recurrence and the outputs of a short utterance batched with a long one match its own."""
+    from dlcli.data.base import DataSpec
+    from dlcli.models import create_model
+    from dlcli.models.heads import FramesHead
+    from dlcli.registry import MODELS
+
+    spec = DataSpec(input_shape=(None,), modality="audio", sample_rate=8000)
+    config = MODELS.get(model_type).config(**MODELS.get(model_type).config.example)
+    model = create_model(config, spec, head=FramesHead(5))
+    rng = np.random.default_rng(0)
+    short = rng.uniform(-0.5, 0.5, 3000).astype("float32")
+    long = rng.uniform(-0.5, 0.5, 9000).astype("float32")
+    alone = model.predict_on_batch(short[None])[0]
+    batch = np.zeros((2, 9000), np.float32)
+    batch[0, :3000], batch[1] = short, long
+    together = model.predict_on_batch(batch)[0]
+    np.testing.assert_allclose(together[: len(alone)], alone, atol=1e-4)
+    blank = np.zeros(5, np.float32)
+    blank[0] = 1.0
+    np.testing.assert_allclose(
+        together[len(alone) + 1 :], blank[None].repeat(len(together) - len(alone) - 1, 0)
+    )
