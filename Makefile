@@ -13,7 +13,7 @@ test:
 	@scripts/with-env.sh scripts/test.sh
 
 lint:
-	@scripts/with-env.sh sh -c "ruff check dlcli tests benchmarks && ruff format --check dlcli tests benchmarks && mypy dlcli"
+	@scripts/with-env.sh sh -c "ruff check dlcli tests benchmarks scripts && ruff format --check dlcli tests benchmarks scripts && mypy dlcli"
 
 bench:
 	@scripts/with-env.sh sh -c 'for b in benchmarks/*.py; do python "$$b" || exit 1; done'

@@ -2,8 +2,8 @@
 # The whole suite: lint, format, types, then every test. Run through `make test`.
 set -euo pipefail
 echo "== ruff"
-ruff check dlcli tests benchmarks
-ruff format --check dlcli tests benchmarks
+ruff check dlcli tests benchmarks scripts
+ruff format --check dlcli tests benchmarks scripts
 echo "== mypy"
 mypy dlcli
 echo "== pytest"
