@@ -22,11 +22,18 @@ import numpy as np
 from _shared import REPO, dlcli_json, real_vs_memory_step_times
 
 FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
+WEIGHTS = REPO.parent / "shared" / "weights" / "keras" / "mobilenet_2_5_224_tf_no_top.h5"
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 BUILDERS = {
     "crnn": [],
     "rnn (bidirectional LSTM)": ["model={type: rnn}"],
     "ds_cnn": ["model={type: ds_cnn}"],
+    "spectrogram_transfer (MobileNet 0.25 on ImageNet; fine-tuned)": [
+        "model={type: spectrogram_transfer, backbone: MobileNet, backbone_args: {alpha: 0.25}, "
+        f"weights: {WEIGHTS}, image_size: [96, 96]}}",
+        "train.epochs=10",
+        "train.fine_tune={epochs: 20, learning_rate: 0.0002}",
+    ],
 }
 GOAL_RATIO = 1.1
 
