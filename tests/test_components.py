@@ -48,8 +48,7 @@ def _task_and_data(model_name: str, task_name: str) -> tuple[Any, DataSpec, Any]
     `(input, label)`, or for transcripts waveforms of 0.25-0.5 s paired with token ids."""
     import tensorflow as tf
 
-    from dlcli.data.base import DataBundle
-    from dlcli.data.transcripts import padded_batch
+    from dlcli.data.base import DataBundle, padded_batch
 
     spec = _spec(model_name, task_name)
     task = create_task(_config(TASKS, task_name), spec)
@@ -179,7 +178,7 @@ def test_model_and_task_train_a_batch_save_and_reload(
     import keras
     import tensorflow as tf
 
-    from dlcli.data.transcripts import padded_batch
+    from dlcli.data.base import padded_batch
     from dlcli.models.loading import load_keras_model
     from dlcli.train.loop import StepRunner, distribute
 

@@ -26,7 +26,7 @@ from pydantic import Field, PositiveFloat, PositiveInt
 
 from dlcli.config.base import ResolvedPath, StrictModel
 from dlcli.data.audio_augment import AudioAugmentConfig
-from dlcli.data.base import SPLITS, DataBundle, DataSpec, ReadInputs
+from dlcli.data.base import SPLITS, DataBundle, DataSpec, ReadInputs, padded_batch
 from dlcli.data.images import ScanResult
 from dlcli.errors import DataError
 
@@ -303,7 +303,7 @@ class AudioInputs(StrictModel):
         settings = self.decode_settings(length, spec.sample_rate)
         read = ReadInputs(decoded_waves(scan.good, settings), scan.good, scan.bad)
         if length is None:
-            read.batch = lambda ds, n, drop: ds.padded_batch(n, drop_remainder=drop)
+            read.batch = padded_batch
         return read
 
     def read_windows(

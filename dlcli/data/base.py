@@ -69,6 +69,11 @@ def plain_batch(dataset: Any, batch_size: int, drop_remainder: bool) -> Any:
     return dataset.batch(batch_size, drop_remainder=drop_remainder)
 
 
+def padded_batch(dataset: Any, batch_size: int, drop_remainder: bool) -> Any:
+    """Batches in order, every component zero-padded to the longest in the batch."""
+    return dataset.padded_batch(batch_size, drop_remainder=drop_remainder)
+
+
 @dataclass
 class DataBundle:
     """Splits of unbatched `(features, label)` elements, plus what models need to know.

@@ -17,14 +17,9 @@ from typing import Any
 import numpy as np
 
 from dlcli.data.audio import AudioOptions, decode_split, log_skipped_audio
-from dlcli.data.base import SPLITS, DataBundle
+from dlcli.data.base import SPLITS, DataBundle, padded_batch
 
 log = logging.getLogger("dlcli")
-
-
-def padded_batch(dataset: Any, batch_size: int, drop_remainder: bool) -> Any:
-    """Batches in order, every component zero-padded to the longest in the batch."""
-    return dataset.padded_batch(batch_size, drop_remainder=drop_remainder)
 
 
 def duration_buckets(samples: list[int], buckets: int) -> list[int]:

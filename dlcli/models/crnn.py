@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 
-from dlcli.errors import ConfigError
 from dlcli.models.base import ModelConfig
 from dlcli.models.blocks import conv_bn_act
 from dlcli.models.frontend import FrontEndConfig, audio_input
@@ -36,6 +35,19 @@ class CRNNConfig(ModelConfig):
     dense: list[PositiveInt] = Field(default_factory=list, description="hidden head layers")
     l2: float = Field(0.0, ge=0.0, description="L2 weight decay on kernels")
 
+    @model_validator(mode="after")
+    def _one_pool_per_block(self) -> CRNNConfig:
+        if isinstance(self.pool, list) and len(self.pool) != len(self.filters):
+            raise ValueError(
+                f"pool has {len(self.pool)} pairs for {len(self.filters)} blocks (filters). "
+                "Expected one (time, frequency) pair, or one per block"
+            )
+        return self
+
+    def pools(self) -> list[tuple[int, int]]:
+        """The [time, frequency] pooling after each block."""
+        return list(self.pool) if isinstance(self.pool, list) else [self.pool] * len(self.filters)
+
     modality: ClassVar[str] = "audio"
     heads: ClassVar[tuple[str, ...]] = ("classes", "features", "frames")
     example: ClassVar[dict[str, Any]] = {
@@ -59,13 +71,7 @@ def build_crnn(config: CRNNConfig, *, spec: Any, head: Any) -> Any:
     x = layers.Reshape((-1, x.shape[2], 1), name="add_channel")(x)
     whole = inputs.shape[1] is None  # whole utterances, zero-padded in batches
     time_pools: list[int] = []
-    pools = config.pool if isinstance(config.pool, list) else [config.pool] * len(config.filters)
-    if len(pools) != len(config.filters):
-        raise ConfigError(
-            f"model.pool has {len(pools)} pairs for {len(config.filters)} blocks (model.filters). "
-            "Expected one [time, frequency] pair, or one per block."
-        )
-    for b, (filters, wanted) in enumerate(zip(config.filters, pools, strict=True)):
+    for b, (filters, wanted) in enumerate(zip(config.filters, config.pools(), strict=True)):
         x = conv_bn_act(
             x,
             filters,

@@ -8,6 +8,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -75,9 +76,13 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.tokens)
 
+    @cached_property
+    def index(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.tokens) if i}
+
     def encode(self, text: str) -> tuple[list[int], set[str]]:
         """Token ids of `text`, and the characters not in the vocabulary (dropped)."""
-        index = {c: i for i, c in enumerate(self.tokens) if i}
+        index = self.index
         ids = [index[c] for c in text if c in index]
         return ids, {c for c in text if c not in index}
 

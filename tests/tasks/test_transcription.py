@@ -61,7 +61,7 @@ def test_buckets_group_similar_lengths_and_keep_every_step():
 def test_padded_batch_pads_waves_with_zeros_and_tokens_with_the_blank():
     import tensorflow as tf
 
-    from dlcli.data.transcripts import padded_batch
+    from dlcli.data.base import padded_batch
 
     ds = tf.data.Dataset.from_generator(
         lambda: iter(
