@@ -101,6 +101,17 @@ def test_recursive_yaml_alias_is_a_clear_error(tmp_path: Path):
     assert len(result.stderr.splitlines()) < 25  # one screen
 
 
+def test_error_messages_show_bracketed_values_as_written(tmp_path: Path):
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(
+        "name: x\ndata: {type: audio_manifest, path: m.csv, augment: {speed: [1.2, 0.9]}}\n"
+        "model: {type: crnn}\n"
+    )
+    result = run_cli("validate", pipeline)
+    assert result.code == 2, result.stderr
+    assert "speed is [min, max] within [0.5, 2], got [1.2, 0.9]" in " ".join(result.stderr.split())
+
+
 @pytest.mark.parametrize("template", sorted(templates()))
 def test_every_template_validates_as_written(template: str, tmp_path: Path):
     out = tmp_path / f"{template}.yaml"

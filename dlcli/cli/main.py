@@ -52,12 +52,16 @@ def _root(
 
 
 def report_error(exc: DlcliError) -> None:
+    from rich.markup import escape
+
     from dlcli import console
 
     err = console.err()
-    err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False, soft_wrap=True)
+    # Messages quote the user's values ("[min, max]", "[[2, 2]]"): never read them as markup.
+    message = escape(exc.message)
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
     if exc.hint:
-        err.print(f"  [bold]hint:[/] {exc.hint}", markup=True, soft_wrap=True)
+        err.print(f"  [bold]hint:[/] {escape(exc.hint)}", markup=True, soft_wrap=True)
 
 
 def main() -> None:
