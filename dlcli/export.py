@@ -19,6 +19,10 @@ def export_run(target: Path, formats: list[str], output: Path | None = None) -> 
     output = output or directory / "export"
     output.mkdir(parents=True, exist_ok=True)
     model = load_keras_model(model_path)
+    if handle.config is not None:  # what serves: a GAN's generator, say
+        from dlcli.tasks import create_task
+
+        model = create_task(handle.config.task, handle.spec).serving_model(model)
     written: dict[str, str] = {}
     for fmt in formats:
         if fmt == "keras":

@@ -214,6 +214,32 @@ def embed(
     _emit_json(json_, {**written, "count": rows, "dims": dims, "skipped": result.skipped})
 
 
+def generate(
+    run: RunArg,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for the PNGs and grid.png.")
+    ],
+    count: Annotated[int, typer.Option("--count", "-n", help="Images to make.", min=1)] = 16,
+    class_name: Annotated[
+        Optional[str],
+        typer.Option("--class", help="Class-conditional runs: make this class only."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="The same seed makes the same images.")] = 0,
+    json_: JsonOpt = False,
+) -> None:
+    """Make images with a generative run (VAE or GAN): one PNG each and a grid."""
+    from dlcli import console
+    from dlcli.cli.logs import setup_logging
+    from dlcli.generate import generate_images
+
+    setup_logging()
+    result = generate_images(run, count, output, class_name=class_name, seed=seed)
+    console.err().print(
+        f"[green]wrote[/] {len(result.files)} images to {output} (grid: {result.grid})"
+    )
+    _emit_json(json_, {"files": result.files, "grid": result.grid, "classes": result.classes})
+
+
 def export(
     run: RunArg,
     formats: Annotated[
@@ -305,5 +331,5 @@ def _print_lines(lines: list[Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    for command in (train, evaluate, predict, embed, run, export):
+    for command in (train, evaluate, predict, embed, generate, run, export):
         app.command(rich_help_panel=PANEL)(command)

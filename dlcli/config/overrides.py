@@ -9,12 +9,15 @@ from typing import Any, NamedTuple
 import yaml
 
 from dlcli.errors import ConfigError
+from dlcli.models.backbones import BACKBONES
 
 Override = tuple[tuple[str, ...], Any, str]
 
 PATH_KEY_SUFFIXES = ("path", "dir", "file")  # data.path, data.data_dir, ...
 MODEL_FILE_KEYS = {("model", "backbone"), ("model", "weights")}  # a file, or a name
 MODEL_FILE_SUFFIXES = (".keras", ".h5", ".hdf5")
+# A run directory or model file, unless it names a keras.applications backbone.
+RUN_KEYS = {("task", "scores", "network"), ("task", "scores", "classifier")}
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # gs://, s3://, https://, ...
 
 
@@ -52,8 +55,10 @@ def shell_paths(keys: tuple[str, ...], value: Any) -> Any:
         return {k: shell_paths((*keys, str(k)), v) for k, v in value.items()}
     if not isinstance(value, str) or not value or URL.match(value):
         return value
-    is_path = keys[-1].endswith(PATH_KEY_SUFFIXES) or (
-        keys in MODEL_FILE_KEYS and value.lower().endswith(MODEL_FILE_SUFFIXES)
+    is_path = (
+        keys[-1].endswith(PATH_KEY_SUFFIXES)
+        or (keys in MODEL_FILE_KEYS and value.lower().endswith(MODEL_FILE_SUFFIXES))
+        or (keys in RUN_KEYS and value not in BACKBONES)
     )
     if not is_path:
         return value

@@ -49,8 +49,29 @@ class LegacyDepthwiseConv2D(keras.layers.DepthwiseConv2D):
         super().__init__(*args, **kwargs)
 
 
+@keras.saving.register_keras_serializable(package="dlcli")
+class MinibatchStdDev(keras.layers.Layer):
+    """One more feature map: the standard deviation of each feature over the batch, averaged
+    (Karras et al. 2018). A discriminator that sees how alike the images of a batch are can
+    reject a generator that makes one image per class: the cure for mode collapse."""
+
+    def call(self, inputs: Any) -> Any:
+        from keras import ops
+
+        x = ops.cast(inputs, "float32")
+        std = ops.sqrt(ops.var(x, axis=0) + 1e-8)
+        mean = ops.mean(std)
+        shape = ops.shape(inputs)
+        extra = ops.ones((shape[0], shape[1], shape[2], 1), "float32") * mean
+        return ops.concatenate([inputs, ops.cast(extra, inputs.dtype)], axis=-1)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+
 CUSTOM_OBJECTS: dict[str, Any] = {
     "ImagePreprocess": ImagePreprocess,
+    "MinibatchStdDev": MinibatchStdDev,
     "LegacyDepthwiseConv2D": LegacyDepthwiseConv2D,
     **AUDIO_LAYERS,
     **SEQUENCE_LAYERS,

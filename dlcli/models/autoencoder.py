@@ -51,7 +51,7 @@ class DenseAutoencoderConfig(ModelConfig):
     example: ClassVar[dict[str, Any]] = {"hidden": [32], "latent": 8}
 
 
-def _unit(x: Any, filters: int, name: str, config: Any, reg: Any, **kwargs: Any) -> Any:
+def conv_unit(x: Any, filters: int, name: str, config: Any, reg: Any, **kwargs: Any) -> Any:
     return conv_bn_act(
         x,
         filters,
@@ -101,21 +101,21 @@ def build_conv_autoencoder(config: ConvAutoencoderConfig, *, spec: Any, head: An
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
     for b, filters in enumerate(config.filters, start=1):
         for c in range(1, config.convs_per_block + 1):
-            x = _unit(x, filters, f"down{b}_{c}", config, reg, strides=2 if c == 1 else 1)
+            x = conv_unit(x, filters, f"down{b}_{c}", config, reg, strides=2 if c == 1 else 1)
     embedding, x = _bottleneck(x, config, reg)
     if head.kind == "features":
         if config.latent is None:
             embedding = layers.GlobalAveragePooling2D(name="embedding_gap")(embedding)
         return keras.Model(inputs, head(embedding, regularizer=reg), name="conv_autoencoder")
     for b, filters in reversed(list(enumerate(config.filters, start=1))):
-        x = _unit(x, filters, f"up{b}_1", config, reg, strides=2, transpose=True)
+        x = conv_unit(x, filters, f"up{b}_1", config, reg, strides=2, transpose=True)
         for c in range(2, config.convs_per_block + 1):
-            x = _unit(x, filters, f"up{b}_{c}", config, reg)
-    x = _to_input_size(x, spec.input_shape)
+            x = conv_unit(x, filters, f"up{b}_{c}", config, reg)
+    x = to_input_size(x, spec.input_shape)
     return keras.Model(inputs, head(x, regularizer=reg), name="conv_autoencoder")
 
 
-def _to_input_size(x: Any, input_shape: tuple[int, ...]) -> Any:
+def to_input_size(x: Any, input_shape: tuple[int, ...]) -> Any:
     """Halving odd sizes rounds up, so the decoder may overshoot (100 -> 13 -> 104): resize."""
     from keras import layers
 

@@ -73,4 +73,16 @@ class FramesHead:
         return x if mask is None else BlankPadding(dtype="float32", name="frames")(x, mask)
 
 
-Head = ClassesHead | ReconstructionHead | FeaturesHead | FramesHead
+@dataclass(frozen=True)
+class GenerativeHead:
+    """What a generative task asks of its model: a `vae` (an encoder and a decoder) or a `gan`
+    (a generator and a discriminator), each taking a class label beside its input when
+    `conditional`. The builder returns the pair inside one model (see `dlcli.models.generative`)."""
+
+    kind: str  # "vae" or "gan"
+    shape: tuple[int, ...]  # the images: [height, width, channels], raw 0-255
+    num_classes: int = 0
+    conditional: bool = False
+
+
+Head = ClassesHead | ReconstructionHead | FeaturesHead | FramesHead | GenerativeHead

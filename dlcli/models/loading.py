@@ -52,3 +52,16 @@ def load_keras_model(path: Any) -> Any:
             hint="is it a complete .keras (or Keras .h5) file? a copy cut short or another "
             "format fails like this",
         ) from None
+
+
+def find_layer(model: Any, name: str) -> tuple[Any, Any] | None:
+    """(the model or nested model that holds layer `name`, the layer), searching depth-first."""
+    for layer in model.layers:
+        if layer.name == name:
+            return model, layer
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            found = find_layer(layer, name)
+            if found is not None:
+                return found
+    return None

@@ -139,6 +139,10 @@ class Task(ABC):
         return {}
 
     # ---- hooks around training -------------------------------------------------------------
+    def on_train_begin(self, steps_per_epoch: int) -> None:
+        """Called once the number of steps per epoch is known (a warm-up over epochs)."""
+        return None  # nothing by default
+
     def on_epoch_end(self, model: Any, epoch: int, run_dir: Path) -> dict[str, float]:
         """Called after each epoch's validation; may write pictures and return extra logs."""
         return {}
@@ -178,6 +182,10 @@ class Task(ABC):
         self, outputs: Any, paths: list[str], *, top_k: int
     ) -> Iterator[dict[str, Any]]:
         """One row per input: JSON-ready values. `outputs` are the model's batch outputs."""
+
+    def serving_model(self, model: Any) -> Any:
+        """The network `export` writes as SavedModel/TFLite (a GAN: its generator)."""
+        return model
 
     def flat_row(self, row: dict[str, Any]) -> dict[str, Any]:
         """A prediction row as CSV columns (nested values flattened)."""

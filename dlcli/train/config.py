@@ -16,6 +16,10 @@ class OptimizerConfig(StrictModel):
     learning_rate: PositiveFloat = 1e-3
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd and rmsprop only")
     nesterov: bool = Field(False, description="sgd only")
+    beta_1: float = Field(
+        0.9, ge=0.0, lt=1.0, description="adam/adamw: first moment decay (GANs: 0.5)"
+    )
+    beta_2: float = Field(0.999, ge=0.0, lt=1.0, description="adam/adamw: second moment decay")
     weight_decay: float | None = Field(
         None, ge=0.0, description="decoupled weight decay (default 1e-4 for adamw)"
     )

@@ -49,10 +49,14 @@ def build_optimizer(
     if opt.type == "sgd":
         optimizer = keras.optimizers.SGD(momentum=opt.momentum, nesterov=opt.nesterov, **common)
     elif opt.type == "adam":
-        optimizer = keras.optimizers.Adam(weight_decay=opt.weight_decay, **common)
+        optimizer = keras.optimizers.Adam(
+            weight_decay=opt.weight_decay, beta_1=opt.beta_1, beta_2=opt.beta_2, **common
+        )
     elif opt.type == "adamw":
         decay = opt.weight_decay if opt.weight_decay is not None else 1e-4
-        optimizer = keras.optimizers.AdamW(weight_decay=decay, **common)
+        optimizer = keras.optimizers.AdamW(
+            weight_decay=decay, beta_1=opt.beta_1, beta_2=opt.beta_2, **common
+        )
     else:
         optimizer = keras.optimizers.RMSprop(momentum=opt.momentum, **common)
     if precision == "mixed_float16":

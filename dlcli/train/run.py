@@ -76,6 +76,7 @@ class Trainer:
         self.train_data = self.data.split("train")
         self.augment = self._augmenter()
         _, self.steps_per_epoch = self.epoch_dataset(0)
+        self.task.on_train_begin(self.steps_per_epoch)
         self.val_data = None
         if self.data.has("validation"):
             self.val_data, _ = distribute(
@@ -293,8 +294,10 @@ class Trainer:
             keys = self.task.eval_keys(list(state.totals))
             val_sums = self.runner.evaluate(self.val_data, keys)
             logs.update({f"val_{k}": v for k, v in self.task.metrics(val_sums).items()})
-        logs.update(self.task.on_epoch_end(self.model, epoch, self.run_dir))
-        logs["lr"] = float(keras.ops.convert_to_numpy(self.optimizers["model"].learning_rate))
+        with self.writer.as_default(step=epoch):  # the task may log pictures
+            logs.update(self.task.on_epoch_end(self.model, epoch, self.run_dir))
+        first = next(iter(self.optimizers.values()))
+        logs["lr"] = float(keras.ops.convert_to_numpy(first.learning_rate))
         logs["phase"] = state.phase
         logs["seconds"] = round(time.perf_counter() - started, 3)
         state.history.append(logs)
