@@ -38,11 +38,12 @@ class GANTaskConfig(GenerativeConfig):
     )
     gradient_penalty: PositiveFloat = Field(10.0, description="wgan_gp: weight of the penalty")
     mode_seeking: float = Field(
-        1.0,
+        0.2,
         ge=0.0,
-        description="weight of the mode-seeking term (Mao et al. 2019): the generator is "
+        description="weight of the mode-seeking term (MSGAN, Mao et al. 2019): the generator is "
         "rewarded for making different images from different noise, so a conditional GAN does "
-        "not draw one image per class; 0 turns it off",
+        "not draw one image per class; 0 turns it off. The paper's 1 made the digits GAN "
+        "ignore the class it was asked for",
     )
     critic_steps: PositiveInt | None = Field(
         None, description="discriminator updates per generator update (default: 1; wgan_gp 5)"
@@ -138,7 +139,8 @@ class GANTask(GenerativeTask):
 
         other_z = self.noise.normal(tf.shape(z))
         other = generator(self.sampler_inputs(other_z, labels), training=True)
-        images = tf.reduce_mean(tf.abs(tf.cast(fake - other, tf.float32)) / 255.0, [1, 2, 3])
+        # Pixel differences in the [-1, 1] scale of the paper, so the weight means the same.
+        images = tf.reduce_mean(tf.abs(tf.cast(fake - other, tf.float32)) / 127.5, [1, 2, 3])
         noise = tf.reduce_mean(tf.abs(z - other_z), axis=1)
         return 1.0 / (images / noise + 1e-5)
 

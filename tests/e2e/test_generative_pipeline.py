@@ -218,8 +218,41 @@ def test_export_serves_the_generator(runs: dict[str, Path]):
     from dlcli.export import export_run
 
     written = export_run(runs["gan"], ["saved_model"], runs["work"] / "gan_export")
-    served = tf.saved_model.load(written["saved_model"]).serve
+    loaded = tf.saved_model.load(written["saved_model"])
     z = tf.random.stateless_normal([3, 16], seed=[1, 2])
-    images = served([z, tf.constant([0, 5, 9], tf.int32)])
+    images = loaded.serve([z, tf.constant([0, 5, 9], tf.int32)])
     assert tuple(images.shape) == (3, 8, 8, 1)
     assert float(tf.reduce_min(images)) >= 0.0 and float(tf.reduce_max(images)) <= 255.0
+
+
+@pytest.mark.slow
+def test_gan_trains_on_two_workers_in_sync(runs: dict[str, Path]):
+    """The two-optimizer step under MultiWorkerMirroredStrategy: both workers end with the
+    same numbers, and only the chief writes the run (with its sample grid)."""
+    from tests.e2e.test_trainer import free_ports
+
+    work = runs["work"] / "two_workers"
+    work.mkdir()
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CONFIG": tf_config}
+        command = ["train", str(runs["work"] / "gan.yaml"), "--json", "--set", "train.epochs=1"]
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "dlcli", *command],
+                cwd=work,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+    chief, worker = (json.loads(out) for out, _ in outputs)
+    assert chief["strategy"] == "multi_worker" and chief["replicas"] == 2
+    assert chief["train"] == worker["train"]
+    assert (Path(chief["run_dir"]) / "samples" / "epoch_001.png").is_file()
