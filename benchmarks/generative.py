@@ -76,7 +76,8 @@ def main() -> None:
         judge, vae, gan = (p.resolve() for p in args.reuse)
     else:
         judge, seconds["quickstart"], summary = train("quickstart.yaml", work)
-        print(f"judge: quickstart classifier, validation accuracy {summary['validation']}")
+        accuracy = summary["validation"]["accuracy"]
+        print(f"judge: the quickstart classifier, validation accuracy {accuracy:.4f}")
         vae, seconds["vae"], _ = train("digits_vae.yaml", work)
         gan, seconds["gan"], _ = train("digits_gan.yaml", work)
     started = time.perf_counter()

@@ -67,7 +67,7 @@ class GANTaskConfig(GenerativeConfig):
 
 @TASKS.register("gan", config=GANTaskConfig)
 class GANTask(GenerativeTask):
-    """Two networks, two optimizers, one train step."""
+    """Adversarial training of a generator against a discriminator (two optimizers, one step)."""
 
     config: GANTaskConfig
     kind = "gan"
