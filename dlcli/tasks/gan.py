@@ -16,6 +16,7 @@ distance). A training `d_real` far above the validation one means the discrimina
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -26,13 +27,18 @@ from dlcli.tasks.base import Direction, EvalContext
 from dlcli.tasks.generation import GenerativeConfig, GenerativeTask
 
 EVAL_NOISE_SEED = 13
+log = logging.getLogger("dlcli")
 
 
 class GANTaskConfig(GenerativeConfig):
     """`task:` for `type: gan`."""
 
     type: Literal["gan"] = "gan"
-    loss: Literal["standard", "wgan_gp"] = "standard"
+    loss: Literal["standard", "wgan_gp"] = Field(
+        "standard",
+        description="wgan_gp wants a slower optimizer (Adam 1e-4, beta_1 0.5, beta_2 0.9) and "
+        "no batch norm in the critic (model.discriminator_norm: none or layer)",
+    )
     label_smoothing: float = Field(
         0.1, ge=0.0, lt=0.5, description="standard loss: real targets are 1 minus this"
     )
@@ -73,6 +79,7 @@ class GANTask(GenerativeTask):
     kind = "gan"
     sampler_name = "generator"
     report_keys = ("d_real", "d_fake")
+    _latent = 0  # the generator's noise size, known once the model is built
 
     def model_inputs(self, images: Any, labels: Any) -> Any:
         z = np.random.default_rng(0).standard_normal((len(images), self._latent), np.float32)
@@ -81,6 +88,15 @@ class GANTask(GenerativeTask):
     def build_model(self, model_config: Any) -> Any:
         model = super().build_model(model_config)
         self._latent = self.latent_size(model)
+        critic = model.get_layer("discriminator")
+        if self.config.loss == "wgan_gp" and any(
+            type(layer).__name__ == "BatchNormalization" for layer in critic.layers
+        ):
+            log.warning(
+                "loss wgan_gp with batch norm in the discriminator: the gradient penalty is "
+                "per example and batch norm mixes examples (Gulrajani et al. 2017); set "
+                "model.discriminator_norm: layer or none"
+            )
         return model
 
     def optimizer_variables(self, model: Any) -> dict[str, list[Any]]:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO, assert_no_traceback, run_cli, write_pipeline
+from tests.conftest import REPO, SHARED, assert_no_traceback, run_cli, write_pipeline
 
 pytestmark = pytest.mark.e2e
 
@@ -256,3 +256,28 @@ def test_gan_trains_on_two_workers_in_sync(runs: dict[str, Path]):
     assert chief["strategy"] == "multi_worker" and chief["replicas"] == 2
     assert chief["train"] == worker["train"]
     assert (Path(chief["run_dir"]) / "samples" / "epoch_001.png").is_file()
+
+
+@pytest.mark.skipif(not (SHARED / "weights").is_dir(), reason="needs ../shared weights")
+def test_evaluate_scores_in_an_imagenet_backbone_from_the_keras_cache(
+    runs: dict[str, Path], tmp_path: Path
+):
+    """`task.scores.network: MobileNet` loads ImageNet weights as a user's Keras would: from
+    $KERAS_HOME/models (seeded here with the real file; nothing is downloaded)."""
+    weights = SHARED / "weights" / "keras" / "mobilenet_2_5_224_tf_no_top.h5"
+    (tmp_path / "models").mkdir()
+    shutil.copy(weights, tmp_path / "models" / weights.name)
+    result = run_cli(
+        "evaluate",
+        runs["vae"],
+        "--set",
+        "task.scores.network=MobileNet",
+        "--set",
+        "task.scores.network_args={alpha: 0.25}",
+        "--json",
+        env={"KERAS_HOME": str(tmp_path)},
+    )
+    assert result.code == 0, result.stderr
+    report = result.json()
+    assert report["frechet_network"] == "MobileNet"
+    assert report["frechet_distance"] > report["frechet_train_vs_split"] >= 0.0
