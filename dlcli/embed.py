@@ -13,7 +13,6 @@ import numpy as np
 
 from dlcli import runs
 from dlcli.errors import ConfigError
-from dlcli.models.heads import EMBEDDING_LAYER
 
 
 @dataclass
@@ -24,28 +23,13 @@ class Embeddings:
 
 
 def embed_files(target: Path, inputs: list[str], *, batch_size: int = 64) -> Embeddings:
-    import keras
 
-    from dlcli.models.loading import find_layer, load_keras_model
+    from dlcli.models.loading import embedding_submodel, load_keras_model
     from dlcli.predict import expand_inputs
 
     handle = runs.open_run(target)
     files = expand_inputs(inputs, handle.config.data.input_extensions)
-    model = load_keras_model(handle.model_path)
-    found = find_layer(model, EMBEDDING_LAYER)  # a VAE's is inside its encoder
-    if found is None:
-        raise ConfigError(
-            f"{handle.model_path} has no `{EMBEDDING_LAYER}` layer to read embeddings from.",
-            hint="train the model with this version of dlcli: every builder names one",
-        )
-    owner, layer = found
-    if len(owner.inputs) != 1:
-        raise ConfigError(
-            f"The embeddings of {handle.model_path} depend on each input's class as well "
-            f"(a class-conditional model): `dlcli embed` reads files alone.",
-            hint="train with task.conditional: false to embed files",
-        )
-    encoder = keras.Model(owner.inputs, layer.output)
+    encoder = embedding_submodel(load_keras_model(handle.model_path), handle.model_path)
     read = handle.config.data.read_inputs(files, handle.spec)
     if not read.paths:
         raise ConfigError(f"None of the {len(files)} input files could be read.")

@@ -224,7 +224,7 @@ def generate(
         Optional[str],
         typer.Option("--class", help="Class-conditional runs: make this class only."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="The same seed makes the same images.")] = 0,
+    seed: Annotated[int, typer.Option(help="The same seed makes the same images.", min=0)] = 0,
     json_: JsonOpt = False,
 ) -> None:
     """Make images with a generative run (VAE or GAN): one PNG each and a grid."""

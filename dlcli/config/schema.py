@@ -60,6 +60,12 @@ def _targets_from_task(pipeline: Any) -> Any:
     """The task says what the data gives per example: a label, or a transcript."""
     data, task = pipeline.data, pipeline.task
     wanted = type(task).targets
+    augment = getattr(data, "augment", None)
+    if augment is not None and augment.mixes_labels() and not type(task).mixes_labels:
+        raise ValueError(
+            f"data.augment.mixup/cutmix blend two images and their labels; task `{task.type}` "
+            "learns what single images look like: set them to 0"
+        )
     if "targets" in type(data).model_fields:
         if data.targets != wanted and "targets" in data.model_fields_set:
             raise ValueError(

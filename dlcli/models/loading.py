@@ -65,3 +65,27 @@ def find_layer(model: Any, name: str) -> tuple[Any, Any] | None:
             if found is not None:
                 return found
     return None
+
+
+def embedding_submodel(model: Any, source: Any) -> Any:
+    """`model` cut at its `embedding` layer (a VAE's is inside its encoder), as a model of one
+    input; `source` names the file in errors."""
+    import keras
+
+    from dlcli.errors import ConfigError
+    from dlcli.models.heads import EMBEDDING_LAYER
+
+    found = find_layer(model, EMBEDDING_LAYER)
+    if found is None:
+        raise ConfigError(
+            f"{source} has no `{EMBEDDING_LAYER}` layer to read embeddings from.",
+            hint="train the model with this version of dlcli: every builder names one",
+        )
+    owner, layer = found
+    if len(owner.inputs) != 1:
+        raise ConfigError(
+            f"The embeddings of {source} depend on each input's class as well (a "
+            "class-conditional model): they cannot be read from images alone.",
+            hint="use a model trained with task.conditional: false",
+        )
+    return keras.Model(owner.inputs, layer.output)

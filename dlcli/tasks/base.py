@@ -35,6 +35,8 @@ class TaskConfig(StrictModel):
     example: ClassVar[dict[str, Any]] = {}
     # What the data must give per example: a label (or nothing), or a transcript.
     targets: ClassVar[str] = "label"
+    # False: a blend of two images (mixup, cutmix) is not a valid example for this task.
+    mixes_labels: ClassVar[bool] = True
 
     def default_monitor(self, has_validation: bool) -> str:
         return "val_loss" if has_validation else "loss"
@@ -182,6 +184,11 @@ class Task(ABC):
         self, outputs: Any, paths: list[str], *, top_k: int
     ) -> Iterator[dict[str, Any]]:
         """One row per input: JSON-ready values. `outputs` are the model's batch outputs."""
+
+    def updates_per_step(self, optimizer: str) -> int:
+        """How many times optimizer `optimizer` steps per train step (a WGAN critic: 5), so its
+        learning-rate schedule spans the same epochs as the others'."""
+        return 1
 
     def serving_model(self, model: Any) -> Any:
         """The network `export` writes as SavedModel/TFLite (a GAN: its generator)."""

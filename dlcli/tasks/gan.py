@@ -12,6 +12,8 @@ Losses:
 `d_real` and `d_fake` are the discriminator's mean verdict on real and generated images: a
 probability (standard) or a critic score (wgan_gp; their difference estimates the Wasserstein
 distance). A training `d_real` far above the validation one means the discriminator memorises.
+None of these numbers measures sample quality: a run keeps its last epoch's weights unless
+early stopping is set, and `evaluate` with `task.scores` is what judges the images.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class GANTaskConfig(GenerativeConfig):
         "g_loss": "min",
         "d_real": "max",
         "d_fake": "min",
+        "gp": "min",
     }
     example: ClassVar[dict[str, Any]] = {"conditional": True}
 
@@ -144,8 +147,10 @@ class GANTask(GenerativeTask):
         with tf.GradientTape() as tape:
             tape.watch(mixed)
             logit = discriminator(self._d_inputs(mixed, labels), training=True)
-        grads = tape.gradient(logit, mixed)
-        norm = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
+        grads = tf.cast(tape.gradient(logit, mixed), tf.float32)
+        # The critic sees pixels scaled to [-1, 1] (its first layer divides by 127.5): measure
+        # the gradient in that space, where the penalty's target norm of 1 is meant.
+        norm = 127.5 * tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
         return tf.square(norm - 1.0)
 
     def _mode_seeking(self, generator: Any, z: Any, fake: Any, labels: Any) -> Any:
@@ -178,10 +183,11 @@ class GANTask(GenerativeTask):
                 real_logit = discriminator(self._d_inputs(real, labels), training=True)[:, 0]
                 fake_logit = discriminator(self._d_inputs(fake, labels), training=True)[:, 0]
                 d_losses = self._d_losses(real_logit, fake_logit)
+                penalty = tf.zeros_like(d_losses)
                 if self.config.loss == "wgan_gp":
                     penalty = self._penalty(discriminator, real, fake, labels)
-                    d_losses += self.config.gradient_penalty * penalty
-                d_loss = tf.nn.compute_average_loss(d_losses)
+                objective = d_losses + self.config.gradient_penalty * penalty
+                d_loss = tf.nn.compute_average_loss(objective)
                 scaled = d_opt.scale_loss(d_loss)
             grads = tape.gradient(scaled, d_vars)
             d_opt.apply_gradients(zip(grads, d_vars, strict=True))
@@ -199,7 +205,9 @@ class GANTask(GenerativeTask):
             scaled = g_opt.scale_loss(tf.nn.compute_average_loss(objective))
         grads = tape.gradient(scaled, g_vars)
         g_opt.apply_gradients(zip(grads, g_vars, strict=True))
-        return self._sums(d_losses, g_losses, real_logit, fake_logit)
+        sums = self._sums(d_losses, g_losses, real_logit, fake_logit)
+        sums["gp"] = tf.reduce_sum(penalty)
+        return sums
 
     def eval_step(self, model: Any, batch: Any) -> dict[str, Any]:
         """The same losses on held-out real images and fresh generated ones, no updates."""
@@ -230,13 +238,27 @@ class GANTask(GenerativeTask):
     def metrics(self, sums: dict[str, float]) -> dict[str, float]:
         count = max(sums.get("count", 0.0), 1.0)
         d_loss, g_loss = sums["d_loss"] / count, sums["g_loss"] / count
-        return {
+        values = {
             "loss": d_loss + g_loss,
             "d_loss": d_loss,
             "g_loss": g_loss,
             "d_real": sums["d_real"] / count,
             "d_fake": sums["d_fake"] / count,
         }
+        if self.config.loss == "wgan_gp" and "gp" in sums:  # training only: no penalty in eval
+            values["gp"] = sums["gp"] / count
+        return values
+
+    def reported_metrics(self, has_validation: bool) -> list[str]:
+        names = [m for m in self.config.metrics if m != "gp"]
+        train = [*names, "gp"] if self.config.loss == "wgan_gp" else names
+        return train + [f"val_{m}" for m in names] * has_validation
+
+    def eval_keys(self, train_keys: list[str]) -> list[str]:
+        return [k for k in train_keys if k != "gp"]
+
+    def updates_per_step(self, optimizer: str) -> int:
+        return self.config.steps_per_generator_step if optimizer == "discriminator" else 1
 
     # ---- evaluation -----------------------------------------------------------------------
     def evaluate(self, ctx: EvalContext) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field, PositiveInt, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from dlcli.config.base import StrictModel
 from dlcli.errors import ConfigError
@@ -51,8 +51,8 @@ class ScoresConfig(StrictModel):
         description="a dlcli classification run of the same classes: conditional models are "
         "scored by how often it recognises the requested class",
     )
-    samples: PositiveInt | None = Field(
-        None, description="generated images to score (default: as many as the split has)"
+    samples: int | None = Field(
+        None, ge=2, description="generated images to score (default: as many as the split has)"
     )
 
     @field_validator("network", "classifier")
@@ -77,6 +77,7 @@ class GenerativeConfig(TaskConfig):
     )
     scores: ScoresConfig = Field(default_factory=ScoresConfig)
     targets: ClassVar[str] = "label"
+    mixes_labels: ClassVar[bool] = False
 
     def resumable_keys(self) -> tuple[str, ...]:
         return ("task.scores",)
@@ -232,11 +233,15 @@ class GenerativeTask(Task):
             )
         else:
             features = FeatureNetwork(network, cfg.network_args)
-            train, _ = self.real_images(ctx.data, "train", ctx.batch_size)
             real_f = features(real)
             report["frechet_network"] = features.name
             report["frechet_distance"] = _fd(features(fake), real_f)
-            report["frechet_train_vs_split"] = _fd(features(train), real_f)
+            if ctx.data.sizes.get("train", 0) >= 2:
+                # As many training images as generated ones: the distance's bias depends on
+                # the sample size, so the floor must be measured like the model.
+                train, _ = self.real_images(ctx.data, "train", ctx.batch_size)
+                picked = rng.choice(len(train), min(count, len(train)), replace=False)
+                report["frechet_train_vs_split"] = _fd(features(train[picked]), real_f)
         if self.config.conditional and cfg.classifier is not None:
             report.update(class_recognition(self, ctx.model, cfg.classifier, count))
         return report
@@ -253,7 +258,8 @@ class GenerativeTask(Task):
             yield (
                 f"  [bold]Frechet distance {report['frechet_distance']:.3f}[/] in the features "
                 f"of {escape(str(report['frechet_network']))} ({report['generated']} generated "
-                f"images; training images score {report['frechet_train_vs_split']:.3f}); "
+                f"images; as many training images score "
+                f"{report.get('frechet_train_vs_split', float('nan')):.3f}); "
                 "not comparable with published FID"
             )
         if "class_accuracy" in report:
@@ -332,7 +338,7 @@ def _backbone(name: str, args: dict[str, Any]) -> tuple[Any, Any]:
             pooling="avg",
             **args,
         )
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"task.scores.network_args for {entry.name}: {exc}") from None
     except Exception as exc:  # the ImageNet download, usually: offline machines land here
         raise ConfigError(
@@ -346,22 +352,11 @@ def _backbone(name: str, args: dict[str, Any]) -> tuple[Any, Any]:
 
 def embedding_model(path: Path) -> Any:
     """A dlcli model cut at its `embedding` layer (found in nested models too)."""
-    import keras
-
     from dlcli import runs
-    from dlcli.models.heads import EMBEDDING_LAYER
-    from dlcli.models.loading import find_layer, load_keras_model
+    from dlcli.models.loading import embedding_submodel, load_keras_model
 
     model_path, _ = runs.find_model(path)
-    model = load_keras_model(model_path)
-    found = find_layer(model, EMBEDDING_LAYER)
-    if found is None:
-        raise ConfigError(
-            f"{model_path} has no `{EMBEDDING_LAYER}` layer to take features from.",
-            hint="name a run trained by this version of dlcli, or an ImageNet backbone",
-        )
-    owner, layer = found
-    return keras.Model(owner.inputs, layer.output)
+    return embedding_submodel(load_keras_model(model_path), model_path)
 
 
 def fit_images(images: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -390,7 +385,15 @@ def class_recognition(
     from dlcli.data.base import DataSpec
     from dlcli.models.loading import load_keras_model
 
-    model_path, directory = runs.find_model(Path(classifier))
+    handle = runs.open_run(Path(classifier))
+    model_path, directory = handle.model_path, handle.directory
+    if handle.config is not None and handle.config.task.type != "classification":
+        raise ConfigError(
+            f"task.scores.classifier {classifier} is a `{handle.config.task.type}` run; it must "
+            "be a classification run of the same classes.",
+            hint="train one with `dlcli train` on the same folders (pipelines/quickstart.yaml "
+            "for the digits)",
+        )
     their = DataSpec.load(directory)
     names = task.spec.class_names or []
     their_names = (their.class_names if their else None) or []

@@ -4,8 +4,10 @@ KL divergence to N(0, I), with the KL weight warmed up from 0 (Bowman et al. 201
 decoder learns to use the latent before the prior pulls it in.
 
 Reported in nats per image: `reconstruction` (-log p(x|z), Bernoulli over pixels in [0, 1] or
-Gaussian with `sigma`), `kl`, `nelbo` (their sum: the bound on -log p(x)) and `loss` (what is
-minimised: the KL weighted). `nelbo` is the default monitor: it does not move with the weight.
+Gaussian with `sigma`), `kl`, `nelbo` (their sum) and `loss` (what is minimised: the KL
+weighted). `nelbo` is the default monitor: it does not move with the weight. With the Gaussian
+likelihood it bounds -log p(x); the Bernoulli one on grey levels (not binary pixels) is not a
+normalised density, so there `nelbo` compares runs and epochs, not models of other papers.
 """
 
 from __future__ import annotations

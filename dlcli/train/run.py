@@ -139,9 +139,8 @@ class Trainer:
         with self.choice.strategy.scope():
             self.optimizers = {}
             for name, variables in self.task.optimizer_variables(self.model).items():
-                optimizer = build_optimizer(
-                    config, self.steps_per_epoch, self.precision, self.lr_scale
-                )
+                steps = self.steps_per_epoch * self.task.updates_per_step(name)
+                optimizer = build_optimizer(config, steps, self.precision, self.lr_scale)
                 optimizer.build(variables)  # before strategy.run: slots must exist up front
                 self.optimizers[name] = optimizer
         self.runner = StepRunner(

@@ -103,17 +103,21 @@ def test_generate_writes_the_requested_class_reproducibly(runs: dict[str, Path])
     assert mixed.code == 0 and sorted(set(mixed.json()["classes"])) == [str(d) for d in range(10)]
 
 
-def test_generate_refuses_what_a_run_cannot_do(runs: dict[str, Path]):
+def test_generate_refuses_what_a_run_cannot_do(runs: dict[str, Path], small_digits: Path):
+    from dlcli.errors import ConfigError
+    from dlcli.generate import generate_images
+
     unknown = run_cli("generate", runs["gan"], "--class", "33", "-o", runs["work"] / "x")
     assert unknown.code == 2 and "Expected one of: 0, 1, 2" in unknown.stderr
-    unconditional = run_cli("generate", runs["vae"], "--class", "3", "-o", runs["work"] / "x")
-    assert unconditional.code == 2 and "not class-conditional" in unconditional.stderr
-    classifier = run_cli("generate", runs["classifier"], "-o", runs["work"] / "x")
-    assert classifier.code == 2 and "dlcli predict" in classifier.stderr
-    predicted = run_cli("predict", runs["gan"], str(runs["work"] / "g1"))
+    predicted = run_cli("predict", runs["gan"], str(small_digits / "3"))
     assert predicted.code == 2 and "dlcli generate" in predicted.stderr
-    for result in (unknown, unconditional, classifier, predicted):
+    for result in (unknown, predicted):
         assert_no_traceback(result)
+    with pytest.raises(ConfigError, match="not class-conditional"):
+        generate_images(runs["vae"], 2, runs["work"] / "x", class_name="3")
+    with pytest.raises(ConfigError, match="dlcli predict"):
+        generate_images(runs["classifier"], 2, runs["work"] / "x")
+    assert not (runs["work"] / "x").exists()  # nothing written
 
 
 def test_evaluate_scores_a_gan_with_a_classifier_run(runs: dict[str, Path]):
@@ -127,6 +131,11 @@ def test_evaluate_scores_a_gan_with_a_classifier_run(runs: dict[str, Path]):
     assert set(report["class_accuracy_per_class"]) == {str(d) for d in range(10)}
     assert "not comparable with published FID" in result.stderr
     assert (runs["gan"] / "evaluation" / "test" / "samples.png").is_file()
+    judged_by_a_vae = run_cli(
+        "evaluate", runs["gan"], "--set", f"task.scores.classifier={runs['vae']}"
+    )
+    assert judged_by_a_vae.code == 2 and "must be a classification run" in judged_by_a_vae.stderr
+    assert_no_traceback(judged_by_a_vae)
 
 
 def test_vae_evaluates_embeds_and_generates(runs: dict[str, Path], small_digits: Path):
