@@ -60,8 +60,8 @@ def _targets_from_task(pipeline: Any) -> Any:
     """The task says what the data gives per example: a label, or a transcript."""
     data, task = pipeline.data, pipeline.task
     wanted = type(task).targets
-    augment = getattr(data, "augment", None)
-    if augment is not None and augment.mixes_labels() and not type(task).mixes_labels:
+    mixes = getattr(getattr(data, "augment", None), "mixes_labels", None)
+    if mixes is not None and mixes() and not type(task).mixes_labels:
         raise ValueError(
             f"data.augment.mixup/cutmix blend two images and their labels; task `{task.type}` "
             "learns what single images look like: set them to 0"

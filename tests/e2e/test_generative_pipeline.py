@@ -115,7 +115,7 @@ def test_generate_refuses_what_a_run_cannot_do(runs: dict[str, Path], small_digi
         assert_no_traceback(result)
     with pytest.raises(ConfigError, match="not class-conditional"):
         generate_images(runs["vae"], 2, runs["work"] / "x", class_name="3")
-    with pytest.raises(ConfigError, match="dlcli predict"):
+    with pytest.raises(ConfigError, match="needs a generative one"):
         generate_images(runs["classifier"], 2, runs["work"] / "x")
     assert not (runs["work"] / "x").exists()  # nothing written
 
