@@ -49,6 +49,64 @@ def run_cli(
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+# `dlcli` in a process whose CPU is split into two logical devices (MirroredStrategy tests).
+MIRRORED = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from dlcli.cli.main import main
+sys.argv = ["dlcli", *sys.argv[1:]]
+main()
+"""
+
+
+def run_on_two_logical_cpus(*args: str | Path, cwd: Path) -> CliResult:
+    """`dlcli ARGS` with two logical CPU devices, so `train.strategy=mirrored` has 2 replicas."""
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=False,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def free_ports(n: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def run_workers(*args: str | Path, cwd: Path, workers: int = 2) -> list[CliResult]:
+    """`dlcli ARGS` on `workers` processes of one TF_CONFIG cluster on 127.0.0.1 (chief first)."""
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(workers)]}
+    procs = []
+    for index in range(workers):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CONFIG": tf_config}
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "dlcli", *map(str, args)],
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outputs = [p.communicate(timeout=300) for p in procs]
+    return [CliResult(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
+
+
 def assert_no_traceback(result: CliResult) -> None:
     assert "Traceback" not in result.stderr, result.stderr
     assert "Traceback" not in result.stdout, result.stdout

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, SHARED, assert_no_traceback, run_cli
+from tests.conftest import REPO, SHARED, assert_no_traceback, run_cli, run_on_two_logical_cpus
 
 pytestmark = [
     pytest.mark.e2e,
@@ -174,28 +173,17 @@ def test_transcription_on_a_source_without_transcripts_is_a_usage_error(tmp_path
 
 
 def test_ctc_trains_under_mirrored_strategy_on_two_logical_cpus(ctc_run: dict):
-    from tests.e2e.test_trainer import MIRRORED
-
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            MIRRORED,
-            "train",
-            str(ctc_run["work"] / "p.yaml"),
-            "--json",
-            "--set",
-            "train.strategy=mirrored",
-            "--set",
-            "train.epochs=2",
-        ],
+    result = run_on_two_logical_cpus(
+        "train",
+        ctc_run["work"] / "p.yaml",
+        "--json",
+        "--set",
+        "train.strategy=mirrored",
+        "--set",
+        "train.epochs=2",
         cwd=ctc_run["work"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        check=False,
     )
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
+    assert result.code == 0, result.stderr
+    summary = result.json()
     assert summary["strategy"] == "mirrored" and summary["replicas"] == 2
     assert np.isfinite(summary["validation"]["cer"]) and np.isfinite(summary["train"]["loss"])

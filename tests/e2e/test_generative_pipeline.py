@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO, SHARED, assert_no_traceback, run_cli, write_pipeline
+from tests.conftest import (
+    SHARED,
+    assert_no_traceback,
+    run_cli,
+    run_on_two_logical_cpus,
+    run_workers,
+    write_pipeline,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -190,31 +194,20 @@ def test_gan_resumes_mid_epoch_with_both_optimizers(runs: dict[str, Path]):
 
 
 def test_gan_trains_under_mirrored_strategy_on_two_logical_cpus(runs: dict[str, Path]):
-    from tests.e2e.test_trainer import MIRRORED
-
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            MIRRORED,
-            "train",
-            str(runs["work"] / "gan.yaml"),
-            "--json",
-            "--set",
-            "train.strategy=mirrored",
-            "--set",
-            "train.epochs=1",
-            "--output",
-            str(runs["work"] / "gan_mirrored"),
-        ],
+    result = run_on_two_logical_cpus(
+        "train",
+        runs["work"] / "gan.yaml",
+        "--json",
+        "--set",
+        "train.strategy=mirrored",
+        "--set",
+        "train.epochs=1",
+        "--output",
+        runs["work"] / "gan_mirrored",
         cwd=runs["work"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        check=False,
     )
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
+    assert result.code == 0, result.stderr
+    summary = result.json()
     assert summary["strategy"] == "mirrored" and summary["replicas"] == 2
     assert all(np.isfinite(v) for v in summary["train"].values())
     assert (runs["work"] / "gan_mirrored" / "samples" / "epoch_001.png").is_file()
@@ -238,30 +231,14 @@ def test_export_serves_the_generator(runs: dict[str, Path]):
 def test_gan_trains_on_two_workers_in_sync(runs: dict[str, Path]):
     """The two-optimizer step under MultiWorkerMirroredStrategy: both workers end with the
     same numbers, and only the chief writes the run (with its sample grid)."""
-    from tests.e2e.test_trainer import free_ports
-
     work = runs["work"] / "two_workers"
     work.mkdir()
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
-    procs = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CONFIG": tf_config}
-        command = ["train", str(runs["work"] / "gan.yaml"), "--json", "--set", "train.epochs=1"]
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "dlcli", *command],
-                cwd=work,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    outputs = [p.communicate(timeout=300) for p in procs]
-    for proc, (_, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, err
-    chief, worker = (json.loads(out) for out, _ in outputs)
+    results = run_workers(
+        "train", runs["work"] / "gan.yaml", "--json", "--set", "train.epochs=1", cwd=work
+    )
+    for result in results:
+        assert result.code == 0, result.stderr
+    chief, worker = (result.json() for result in results)
     assert chief["strategy"] == "multi_worker" and chief["replicas"] == 2
     assert chief["train"] == worker["train"]
     assert (Path(chief["run_dir"]) / "samples" / "epoch_001.png").is_file()

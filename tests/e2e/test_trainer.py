@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DIGITS, REPO, assert_no_traceback, run_cli, write_pipeline
+from tests.conftest import (
+    DIGITS,
+    REPO,
+    assert_no_traceback,
+    run_cli,
+    run_on_two_logical_cpus,
+    run_workers,
+    write_pipeline,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -138,81 +145,28 @@ def test_resume_of_something_else_is_a_clear_error(tmp_path: Path):
     assert_no_traceback(result)
 
 
-MIRRORED = """
-import sys
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from dlcli.cli.main import main
-sys.argv = ["dlcli", *sys.argv[1:]]
-main()
-"""
-
-
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path: Path, small_digits: Path):
     pipeline = write_pipeline(tmp_path / "p.yaml", small_digits)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            MIRRORED,
-            "train",
-            str(pipeline),
-            "--json",
-            "--set",
-            "train.strategy=mirrored",
-            "--set",
-            "train.epochs=8",
-            "--set",
-            "train.steps_per_execution=3",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+    sets = ["train.strategy=mirrored", "train.epochs=8", "train.steps_per_execution=3"]
+    result = run_on_two_logical_cpus(
+        "train", pipeline, "--json", *(x for s in sets for x in ("--set", s)), cwd=tmp_path
     )
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
+    assert result.code == 0, result.stderr
+    summary = result.json()
     assert summary["strategy"] == "mirrored" and summary["replicas"] == 2
     rows = history(Path(summary["run_dir"]))
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
     assert summary["validation"]["accuracy"] > 0.3  # 10 classes: chance is 0.1
 
 
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow
 def test_two_workers_run_in_sync_with_one_set_of_artifacts(tmp_path: Path, small_digits: Path):
     """`dlcli run` on every worker: all train together; only the chief evaluates and exports."""
     pipeline = write_pipeline(tmp_path / "p.yaml", small_digits)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
-    procs = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CONFIG": tf_config}
-        command = ["run", str(pipeline), "--json", "--set", "train.epochs=3"]
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "dlcli", *command],
-                cwd=tmp_path,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    outputs = [p.communicate(timeout=300) for p in procs]
-    for proc, (_, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, err
-    chief, worker = (json.loads(out) for out, _ in outputs)
+    results = run_workers("run", pipeline, "--json", "--set", "train.epochs=3", cwd=tmp_path)
+    for result in results:
+        assert result.code == 0, result.stderr
+    chief, worker = (result.json() for result in results)
     assert chief["train"]["strategy"] == worker["train"]["strategy"] == "multi_worker"
     assert chief["train"]["replicas"] == 2
     # In sync: the same weights, the same metrics.
