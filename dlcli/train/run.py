@@ -256,8 +256,8 @@ class Trainer:
         dist, steps = self.epoch_dataset(epoch - 1, skip_steps=state.step)
         iterator = iter(dist)
         every = self.cfg.train.checkpoint.every_n_steps
-        self.progress.start(epoch, epochs, steps, done=state.step)
-        try:
+        try:  # the bar starts inside: a Ctrl-C while it starts must still close it
+            self.progress.start(epoch, epochs, steps, done=state.step)
             while state.step < steps:
                 n = min(self.cfg.train.steps_per_execution, steps - state.step)
                 if every:
