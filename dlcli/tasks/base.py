@@ -111,9 +111,13 @@ class Task(ABC):
         return features, labels
 
     # ---- loss and metrics (TensorFlow, per replica) ----------------------------------------
-    @abstractmethod
     def per_example_loss(self, targets: Any, outputs: Any) -> Any:
-        """A float32 loss per example; the trainer averages it over the global batch."""
+        """A float32 loss per example; the trainer's default steps average it over the global
+        batch. A task with its own `train_step` and `eval_step` (VAE, GAN) needs none."""
+        raise TypeError(
+            f"task `{self.config.type}` defines neither per_example_loss nor its own "
+            "train_step and eval_step"
+        )
 
     def batch_sums(self, targets: Any, outputs: Any, per_example_loss: Any) -> dict[str, Any]:
         import tensorflow as tf

@@ -15,6 +15,7 @@ Scores (`task.scores`):
 from __future__ import annotations
 
 import logging
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -141,9 +142,17 @@ class GenerativeTask(Task):
     def sampler_inputs(self, z: Any, labels: Any) -> Any:
         return [z, labels] if self.config.conditional else z
 
+    @abstractmethod
     def model_inputs(self, images: Any, labels: Any) -> Any:
         """What the whole saved model takes, for a batch of real images and their labels."""
-        raise NotImplementedError
+
+    @abstractmethod
+    def train_step(self, model: Any, optimizers: dict[str, Any], batch: Any) -> dict[str, Any]:
+        """One update of the task's networks; per-replica sums (see `Task`)."""
+
+    @abstractmethod
+    def eval_step(self, model: Any, batch: Any) -> dict[str, Any]:
+        """The same sums on held-out images, without updates."""
 
     def generate(
         self, model: Any, count: int, *, labels: Any = None, seed: int = 0, batch_size: int = 256
@@ -190,9 +199,6 @@ class GenerativeTask(Task):
         tf.summary.image("samples", grid[None] if grid.ndim == 3 else grid[None, ..., None])
         return {}
 
-    def per_example_loss(self, targets: Any, outputs: Any) -> Any:
-        raise NotImplementedError  # the steps are the task's own (`train_step`, `eval_step`)
-
     # ---- evaluation -----------------------------------------------------------------------
     def split_sums(
         self, model: Any, real: np.ndarray, labels: np.ndarray, batch_size: int
@@ -204,7 +210,7 @@ class GenerativeTask(Task):
         for start in range(0, len(real), batch_size):
             x = tf.constant(real[start : start + batch_size])
             y = tf.constant(labels[start : start + batch_size])
-            more = self.eval_step(model, (x, y))  # type: ignore[attr-defined]
+            more = self.eval_step(model, (x, y))
             sums = {k: sums.get(k, 0.0) + float(v) for k, v in more.items()}
         return sums
 
