@@ -26,6 +26,16 @@ class CliResult:
     def json(self) -> dict:
         return json.loads(self.stdout)
 
+    def json_lines(self) -> list[dict]:
+        """stdout as JSON Lines (`predict --json`): one object per line."""
+        return [json.loads(line) for line in self.stdout.splitlines()]
+
+    def predictions(self) -> list[dict]:
+        """The rows of `predict --json`, after checking its last line is the summary of them."""
+        *rows, last = self.json_lines()
+        assert set(last) == {"summary"} and last["summary"]["rows"] == len(rows), last
+        return rows
+
 
 def run_cli(
     *args: str | Path,

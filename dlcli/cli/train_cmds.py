@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -106,6 +107,17 @@ def evaluate(
     _emit_json(json_, result.report)
 
 
+PredictJsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Stream JSON Lines to stdout: one object per row as it comes (unless --output), "
+        'then a last line {"summary": ...}; humans read stderr.',
+    ),
+]
+SHOWN_ROWS = 50  # rows printed without --output or --json: a first look, not the results
+
+
 def predict(
     run: RunArg,
     inputs: Annotated[
@@ -126,9 +138,12 @@ def predict(
         Optional[float],
         typer.Option(help="Audio: seconds between window starts (default: --window).", min=0),
     ] = None,
-    json_: JsonOpt = False,
+    json_: PredictJsonOpt = False,
 ) -> None:
-    """Predict with a trained run: one row per input file (or per window), as it comes."""
+    """Predict with a trained run: one row per input file (or per window), written as it comes.
+
+    Rows are not kept: --output writes them to a file, --json streams them, else 50 are shown.
+    """
     from dlcli import console
     from dlcli.cli.logs import setup_logging
     from dlcli.predict import predict_files, write_predictions
@@ -140,31 +155,58 @@ def predict(
         run, inputs, top_k=top_k, batch_size=batch_size, window=window, hop=hop
     )
     rows = write_predictions(prediction, output) if output else prediction.rows()
-    kept: list[dict[str, Any]] = []
-    shown: list[dict[str, Any]] = []
-    for row in rows:
-        if json_:
-            kept.append(row)
-        elif output is None and len(shown) < 50:
-            shown.append(row)
+    if output is None:
+        rows = _json_lines(rows) if json_ else _show_first(rows, prediction.task, SHOWN_ROWS)
+    total = sum(1 for _ in rows)
     if output is not None:
-        console.err().print(f"[green]wrote[/] {output}")
-    elif shown:
-        _print_rows(prediction.task, shown)
+        console.err().print(f"[green]wrote[/] {total:,} rows to {output}")
+    elif not json_ and total > SHOWN_ROWS:
+        console.err().print(
+            f"showing {SHOWN_ROWS} of {total:,} rows; --output FILE.csv (or .jsonl) writes "
+            "them all, --json streams them"
+        )
     unit = {"image": "images", "audio": "clips"}.get(prediction.handle.spec.modality, "inputs")
     console.err().print(
         f"{prediction.count} {unit} in {prediction.seconds:.2f}s "
         f"({prediction.per_second:.1f} {unit}/s)"
         + (f", {len(prediction.skipped)} unreadable skipped" if prediction.skipped else "")
     )
-    _emit_json(
-        json_,
-        {
-            "predictions": kept,
+    if json_:
+        summary = {
+            "rows": total,
+            "inputs": prediction.count,
+            "seconds": prediction.seconds,
             "per_second": prediction.per_second,
             "skipped": prediction.skipped,
-        },
-    )
+            "output": str(output) if output else None,
+        }
+        _write_json_line({"summary": summary})
+
+
+def _write_json_line(document: Any) -> None:
+    # Flushed line by line: a consumer (`jq`, `head`) sees each row as soon as it is made.
+    sys.stdout.write(json.dumps(document) + "\n")
+    sys.stdout.flush()
+
+
+def _json_lines(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for row in rows:
+        _write_json_line(row)
+        yield row
+
+
+def _show_first(rows: Iterator[dict[str, Any]], task: Any, limit: int) -> Iterator[dict[str, Any]]:
+    """Pass rows through; print the first `limit` as a table as soon as they are in, so a long
+    run shows something early and keeps no more than `limit` rows."""
+    first: list[dict[str, Any]] = []
+    for row in rows:
+        if len(first) < limit:
+            first.append(row)
+            if len(first) == limit:
+                _print_rows(task, first)
+        yield row
+    if 0 < len(first) < limit:
+        _print_rows(task, first)
 
 
 def _print_rows(task: Any, rows: list[dict[str, Any]]) -> None:

@@ -85,7 +85,7 @@ def test_predict_classifies_a_long_recording_in_windows(audio_run: dict, tmp_pat
 
     plain = run_cli("predict", audio_run["run"], RECORDINGS / "2_theo_45.wav", "--json")
     assert plain.code == 0, plain.stderr
-    assert plain.json()["predictions"][0]["label"] in {"0", "1", "2"}
+    assert plain.predictions()[0]["label"] in {"0", "1", "2"}
     refused = run_cli("predict", audio_run["run"], path, "--hop", "0.4")
     assert refused.code == 2 and "--window" in refused.stderr
 

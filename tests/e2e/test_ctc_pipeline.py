@@ -151,7 +151,7 @@ def test_predict_transcribes_files_of_another_rate_and_format(ctc_run: dict, tmp
         "predict", ctc_run["run"], tmp_path / "a.flac", tmp_path / "b.ogg", source, "--json"
     )
     assert result.code == 0, result.stderr
-    rows = {Path(r["path"]).name: r for r in result.json()["predictions"]}
+    rows = {Path(r["path"]).name: r for r in result.predictions()}
     assert set(rows) == {"a.flac", "b.ogg", source.name}
     assert all(isinstance(r["transcript"], str) for r in rows.values())
     out = tmp_path / "out.csv"

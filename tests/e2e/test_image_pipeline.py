@@ -103,10 +103,13 @@ def test_predict_files_folders_and_globs(trained: dict, small_digits: Path, tmp_
         "2",
         "--output",
         out,
+        "--json",
     )
     assert result.code == 0, result.stderr
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 60
+    (summary,) = result.json_lines()  # with --output, rows go to the file only
+    assert summary["summary"]["rows"] == 60 and summary["summary"]["output"] == str(out)
     assert set(rows[0]) == {"path", "label_1", "probability_1", "label_2", "probability_2"}
     assert 0 <= float(rows[0]["probability_1"]) <= 1
     assert "images/s" in result.stderr
@@ -123,7 +126,24 @@ def test_predict_paths_from_stdin_as_json(trained: dict, small_digits: Path):
     paths = "\n".join(str(p) for p in sorted((small_digits / "5").glob("*.png"))[:4])
     result = run_cli("predict", trained["run"], "-", "--json", stdin=paths)
     assert result.code == 0, result.stderr
-    assert len(result.json()["predictions"]) == 4
+    assert len(result.predictions()) == 4
+
+
+def test_predict_streams_json_lines_and_says_how_many_rows_it_did_not_show(
+    trained: dict, small_digits: Path
+):
+    folders = (small_digits / "3", small_digits / "7")
+    streamed = run_cli("predict", trained["run"], *folders, "--json")
+    assert streamed.code == 0, streamed.stderr
+    rows = streamed.predictions()  # every line parses on its own; the last one sums them up
+    files = [str(p) for folder in folders for p in sorted(folder.glob("*.png"))]
+    assert [row["path"] for row in rows] == files  # one row per input, in input order
+    summary = streamed.json_lines()[-1]["summary"]
+    assert summary["inputs"] == 60 and summary["skipped"] == [] and summary["output"] is None
+    shown = run_cli("predict", trained["run"], *folders)
+    assert shown.code == 0, shown.stderr
+    assert shown.stdout == ""
+    assert "showing 50 of 60 rows; --output" in " ".join(shown.stderr.split())
 
 
 def test_predict_bad_inputs_exit_2(trained: dict, tmp_path: Path):

@@ -106,4 +106,4 @@ def test_legacy_keras2_model_as_backbone(tmp_path: Path, small_digits: Path):
     summary = json.loads(result.stdout)
     predicted = run_cli("predict", summary["run_dir"], small_digits / "1", "--json")
     assert predicted.code == 0, predicted.stderr
-    assert len(predicted.json()["predictions"]) == 30
+    assert len(predicted.predictions()) == 30

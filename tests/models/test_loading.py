@@ -131,7 +131,7 @@ def test_trust_model_loads_a_lambda_model(
         "--trust-model", "predict", bare_model, DIGIT, "--json", cwd=tmp_path, env={TRUST_ENV: ""}
     )
     assert result.code == 0, result.stderr
-    (row,) = result.json()["predictions"]
+    (row,) = result.predictions()
     import tensorflow as tf
 
     pixels = tf.io.decode_png(DIGIT.read_bytes(), channels=1).numpy().astype("float32")
