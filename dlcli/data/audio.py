@@ -8,13 +8,8 @@ WAVE_FORMAT_EXTENSIBLE headers), FLAC and OGG; TensorFlow's `decode_wav` rejects
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import shutil
-import time
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -199,58 +194,25 @@ def random_crop(length: int, seed: int) -> Any:
     return crop
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "dlcli" / "audio"
-
-
-def cache_key(paths: list[str], settings: DecodeSettings) -> str:
-    """Files (with their size and modification time) and decoding settings: change any, and the
-    cache is built anew."""
-    files = []
-    for path in paths:
-        try:
-            stat = os.stat(path)
-            files.append([os.path.abspath(path), stat.st_size, stat.st_mtime_ns])
-        except OSError:
-            files.append([os.path.abspath(path), -1, -1])
-    text = json.dumps({"v": CACHE_VERSION, "settings": asdict(settings), "files": files})
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
 def disk_cached(
     paths: list[str], labels: list[int], settings: DecodeSettings, options: AudioOptions
 ) -> tuple[ScanResult, Any]:
-    """Scan and decode once into `cache_dir/<key>/`, reused by every later run.
+    """Scan and decode once into `cache_dir/<key>/`, reused by every later run (see
+    dlcli.data.cache for how an interrupted run or two at once are handled)."""
+    from dlcli.data.cache import build_once, cache_key, default_cache_dir
 
-    The cache is built under a name unique to this process and renamed into place when whole: a
-    run that is interrupted leaves no half-written cache, and two runs building the same one at
-    once both finish (the first rename wins; the other run drops its copy and reads the winner's).
-    """
-    root = options.cache_dir or default_cache_dir()
-    final = root / cache_key(paths, settings)
-    if not (final / "scan.json").is_file():
+    def build(folder: Path) -> dict[str, Any]:
         scan = scan_audio(paths, list(range(len(paths))), options.on_bad_file)
-        root.mkdir(parents=True, exist_ok=True)
-        for stale in root.glob(".*.tmp"):  # left by runs that were killed a day ago or more
-            if time.time() - stale.stat().st_mtime > 86400:
-                shutil.rmtree(stale, ignore_errors=True)
-        building = root / f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
-        building.mkdir()
-        try:
-            decoded_waves(scan.good, settings).cache(str(building / "clips")).reduce(
-                0, lambda count, _: count + 1
-            )
-            position = {path: i for i, path in enumerate(paths)}
-            scan_record = {"good": scan.labels, "bad": [[position[p], r] for p, r in scan.bad]}
-            (building / "scan.json").write_text(json.dumps(scan_record))
-            try:
-                os.rename(building, final)
-                log.info("decoded %d audio files into %s", len(scan.good), final)
-            except OSError:  # another run finished the same cache first: use theirs
-                pass
-        finally:
-            shutil.rmtree(building, ignore_errors=True)
-    record = json.loads((final / "scan.json").read_text())
+        decoded_waves(scan.good, settings).cache(str(folder / "clips")).reduce(
+            0, lambda count, _: count + 1
+        )
+        log.info("decoded %d audio files into the disk cache", len(scan.good))
+        position = {path: i for i, path in enumerate(paths)}
+        return {"good": scan.labels, "bad": [[position[p], r] for p, r in scan.bad]}
+
+    root = options.cache_dir or default_cache_dir("audio")
+    key = cache_key(paths, asdict(settings), CACHE_VERSION)
+    final, record = build_once(root, key, build)
     good = [paths[i] for i in record["good"]]
     bad = [(paths[i], str(problem)) for i, problem in record["bad"]]
     result = ScanResult(good, [labels[i] for i in record["good"]], bad)

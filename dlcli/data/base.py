@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
-from dlcli.config.base import StrictModel
+from dlcli.config.base import ResolvedPath, StrictModel
 from dlcli.data.augment import AugmentConfig
 from dlcli.data.images import IMAGE_EXTENSIONS
 from dlcli.errors import DataError
 
 SPLITS = ("train", "validation", "test")
+log = logging.getLogger("dlcli")
 
 
 SPEC_FILE = "spec.json"
@@ -164,12 +166,12 @@ class ImageInputs(StrictModel):
         return build_augmenter(self.augment, num_classes, seed)
 
     def read_inputs(self, paths: list[str], spec: DataSpec) -> ReadInputs:
-        from dlcli.data.images import image_dataset, scan_images
+        from dlcli.data.images import image_batch, image_dataset, scan_images
 
         height, width, channels = spec.input_shape
-        scan = scan_images(paths, [0] * len(paths), on_bad_file="skip")
-        dataset = image_dataset(scan.good, scan.labels, (height, width), channels)
-        return ReadInputs(dataset.map(lambda x, y: x), scan.good, scan.bad)
+        scan = scan_images(paths, [0] * len(paths), on_bad_file="skip", size=(height, width))
+        dataset = image_dataset(scan, (height, width), channels)
+        return ReadInputs(dataset.map(lambda x, y: x), scan.good, scan.bad, image_batch)
 
 
 class ImageOptions(ImageInputs):
@@ -179,10 +181,24 @@ class ImageOptions(ImageInputs):
         None, description="[height, width]; default: the model's own input size"
     )
     channels: Literal[1, 3] = 3
-    cache: bool = Field(True, description="keep decoded images in memory after the first epoch")
+    cache: Literal["auto", "memory", "disk", "none"] = Field(
+        "auto",
+        description="keep decoded uint8 images: in memory after the first epoch, on disk under "
+        "`cache_dir` (reused by later runs on the same files and settings), or not at all; "
+        "`auto`: memory when they fit a quarter of RAM, else disk",
+    )
+    cache_dir: ResolvedPath | None = Field(
+        None, description="for the disk cache; default ~/.cache/dlcli/images ($DLCLI_CACHE_DIR)"
+    )
     on_bad_file: Literal["skip", "fail"] = Field(
         "fail", description="unreadable images: skip them (listed in the log) or stop"
     )
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache_was_a_switch(cls, value: Any) -> Any:
+        """`cache: true/false` (dlcli 0.1) still reads: auto and none."""
+        return {True: "auto", False: "none"}.get(value, value) if isinstance(value, bool) else value
 
 
 @dataclass
@@ -250,21 +266,23 @@ def stratified_split(
 def image_bundle(
     parts: dict[str, tuple[list[str], list[int]]], class_names: list[str], options: ImageOptions
 ) -> DataBundle:
-    """Scan, decode and cache the files of each split."""
-    from dlcli.data.images import image_dataset, log_skipped, scan_images
+    """Scan, decode and cache (as `options.cache` says) the files of each split."""
+    from dlcli.data.cache import resolve_cache
+    from dlcli.data.images import image_batch, log_skipped
 
     size = options.image_size
     if size is None:  # the pipeline schema fills it in from the model
         raise DataError("data.image_size is not set")
+    count = sum(len(paths) for paths, _ in parts.values())
+    mode = resolve_cache(options.cache, count * size[0] * size[1] * options.channels, "images")
     splits, sizes, skipped = {}, {}, []
     counts: list[int] = []
     known: dict[str, list[int]] = {}
     for name in SPLITS:
         paths, labels = parts.get(name, ([], []))
-        scan = scan_images(paths, labels, options.on_bad_file)
+        scan, ds = decoded_split(paths, labels, options, mode)
+        splits[name] = ds
         skipped += scan.bad
-        ds = image_dataset(scan.good, scan.labels, size, options.channels)
-        splits[name] = ds.cache() if options.cache else ds
         sizes[name] = len(scan.good)
         known[name] = list(scan.labels)
         if name == "train":
@@ -279,4 +297,67 @@ def image_bundle(
         class_counts=counts,
         skipped=skipped,
         labels=known,
+        batch=image_batch,
     )
+
+
+IMAGE_CACHE_VERSION = 1  # bump when decoding changes, so old disk caches are not reused
+
+
+def decoded_split(
+    paths: list[str], labels: list[int], options: ImageOptions, mode: str
+) -> tuple[Any, Any]:
+    """One split's scan and its dataset of `(uint8 image, label)`, cached as `mode` says."""
+    from dlcli.data.images import ScanResult, image_dataset, scan_images
+
+    assert options.image_size is not None
+    size, channels = options.image_size, options.channels
+    if mode != "disk" or not paths:
+        scan = scan_images(paths, labels, options.on_bad_file, size)
+        ds = image_dataset(scan, size, channels)
+        return scan, ds.cache() if mode == "memory" else ds
+
+    from dlcli.data.cache import build_once, cache_key, default_cache_dir
+
+    def build(folder: Path) -> dict[str, Any]:
+        scan = scan_images(paths, list(range(len(paths))), options.on_bad_file, size)
+        pixels_only(image_dataset(scan, size, channels)).cache(str(folder / "images")).reduce(
+            0, lambda n, _: n + 1
+        )
+        position = {path: i for i, path in enumerate(paths)}
+        return {
+            "good": scan.labels,  # positions in `paths`
+            "decoders": scan.decoders,
+            "orientations": scan.orientations,
+            "scales": scan.scales,
+            "bad": [[position[p], reason] for p, reason in scan.bad],
+        }
+
+    root = options.cache_dir or default_cache_dir("images")
+    settings = {"size": list(size), "channels": channels}
+    final, record = build_once(root, cache_key(paths, settings, IMAGE_CACHE_VERSION), build)
+    good = record["good"]
+    scan = ScanResult(
+        [paths[i] for i in good],
+        [labels[i] for i in good],
+        [(paths[i], str(reason)) for i, reason in record["bad"]],
+        record["decoders"],
+        record["orientations"],
+        record["scales"],
+    )
+    if scan.bad and options.on_bad_file == "fail":
+        path, reason = scan.bad[0]
+        raise DataError(
+            f"Cannot read image {path}: {reason}",
+            hint="fix or remove the file, or set `data.on_bad_file: skip`",
+        )
+    log.info("%d images from the disk cache %s", len(good), final)
+    import tensorflow as tf
+
+    cached = pixels_only(image_dataset(scan, size, channels)).cache(str(final / "images"))
+    return scan, tf.data.Dataset.zip(cached, tf.data.Dataset.from_tensor_slices(scan.labels))
+
+
+def pixels_only(dataset: Any) -> Any:
+    """What a disk cache holds: the images (labels come from the split, not the cache)."""
+    return dataset.map(lambda image, _: image)

@@ -1,8 +1,19 @@
 """The one place images are decoded: training, evaluation and prediction all go through here.
 
-Pillow does the decoding (inside tf.data, in parallel) because TensorFlow's decoders ignore EXIF
-orientation, cannot read WebP and decode a 3024x3024 JPEG at full size before shrinking it;
-Pillow's JPEG draft mode decodes such a photo directly at 1/2, 1/4 or 1/8 scale.
+Files are scanned once with Pillow, reading only their headers: format, mode, size and EXIF
+orientation (and whether the file can be read at all). Each file then gets a decoder:
+
+- JPEG, PNG, GIF and BMP in the modes TensorFlow's own ops handle are decoded inside the tf.data
+  graph, in parallel, off the GIL. A large JPEG is decoded at 1/2, 1/4 or 1/8 scale in the DCT
+  domain (a 3024x3024 phone photo never exists at full size), the EXIF orientation read by the
+  scan is applied in the graph, and transparent pixels are composited over white.
+- The rest (WebP, 16-bit and palette-with-transparency PNGs, CMYK JPEGs, TIFF...) goes through
+  Pillow in a `tf.numpy_function`, one file at a time.
+
+Every image is resized to the model's size (bilinear, see `resize`) and kept as uint8: caches hold
+a quarter of the bytes of float32. Batches are cast to float32 as they are made (`image_batch`);
+normalisation lives in the model, so a saved model takes raw 0-255 pixels and training,
+evaluation and serving cannot drift apart.
 """
 
 from __future__ import annotations
@@ -18,9 +29,25 @@ from dlcli.errors import DataError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 log = logging.getLogger("dlcli")
 
+# Decoders, chosen per file by the scan.
+JPEG, PNG, PNG_ALPHA, GIF, BMP, PILLOW = range(6)
+DECODER_NAMES = ("jpeg", "png", "png+alpha", "gif", "bmp", "pillow")
+EXIF_ORIENTATION = 0x0112
+JPEG_SCALES = (1, 2, 4, 8)  # libjpeg decodes at these fractions of full size
+
 
 def read_image(path: str | bytes, size: tuple[int, int], channels: int) -> np.ndarray:
-    """Decode one file to a uint8 [height, width, channels] array, upright and resized."""
+    """Decode one file to a uint8 [height, width, channels] array, upright and resized, exactly
+    as the tf.data pipeline does (for tests and one-off use; pipelines use `image_dataset`)."""
+    if isinstance(path, bytes):
+        path = path.decode()
+    scan = scan_images([path], [0], on_bad_file="fail", size=size)
+    (image, _), *_ = image_dataset(scan, size, channels).as_numpy_iterator()
+    return np.asarray(image)
+
+
+def pillow_read(path: str | bytes, size: tuple[int, int], channels: int) -> np.ndarray:
+    """Pillow's decode for the formats and modes TensorFlow's ops do not handle."""
     from PIL import Image, ImageOps
 
     if isinstance(path, bytes):
@@ -40,20 +67,84 @@ def read_image(path: str | bytes, size: tuple[int, int], channels: int) -> np.nd
 
 @dataclass
 class ScanResult:
+    """The readable files (with their labels and how to decode each) and the unreadable ones."""
+
     good: list[str]
     labels: list[Any]
     bad: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    decoders: list[int] = field(default_factory=list)  # JPEG, PNG, ... per good file
+    orientations: list[int] = field(default_factory=list)  # EXIF 1-8, applied in the graph
+    scales: list[int] = field(default_factory=list)  # JPEG: index into JPEG_SCALES
+
+    def add(self, path: str, label: Any, decoder: int, orientation: int, scale: int) -> None:
+        self.good.append(path)
+        self.labels.append(label)
+        self.decoders.append(decoder)
+        self.orientations.append(orientation)
+        self.scales.append(scale)
 
 
-def scan_images(paths: list[str], labels: list[Any], on_bad_file: str) -> ScanResult:
-    """Check every file's header before training: skip or fail on the unreadable ones."""
-    from PIL import Image, UnidentifiedImageError
+def choose_decoder(img: Any) -> int:
+    """TensorFlow's ops where they decode the file exactly; Pillow for everything else."""
+    fmt, mode, info = img.format, img.mode, img.info
+    if fmt in ("JPEG", "MPO") and mode in ("L", "RGB"):
+        return JPEG
+    if fmt == "PNG" and mode in ("L", "RGB") and "transparency" not in info:
+        return PNG
+    if fmt == "PNG" and mode in ("LA", "RGBA"):
+        return PNG_ALPHA
+    if fmt == "GIF" and "transparency" not in info:
+        return GIF
+    if fmt == "BMP" and mode == "RGB":
+        return BMP
+    return PILLOW
+
+
+def jpeg_scale(raw_size: tuple[int, int], target: tuple[int, int] | None) -> int:
+    """The largest DCT scale-down that still leaves at least the target size (as Pillow's draft)."""
+    if target is None:
+        return 0
+    width, height = raw_size
+    want_h, want_w = target
+    best = 0
+    for index, factor in enumerate(JPEG_SCALES):
+        if -(-width // factor) >= want_w and -(-height // factor) >= want_h:
+            best = index
+    return best
+
+
+def probe(path: str, size: tuple[int, int] | None) -> tuple[int, int, int]:
+    """Read a file's header: (decoder, EXIF orientation, JPEG scale). Raises when unreadable."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        decoder = choose_decoder(img)
+        orientation = 1
+        if decoder == JPEG:
+            value = img.getexif().get(EXIF_ORIENTATION, 1)
+            orientation = value if isinstance(value, int) and 1 <= value <= 8 else 1
+        width, height = img.size
+        if orientation >= 5:  # stored on its side: the upright height is the stored width
+            width, height = height, width
+        scale = jpeg_scale((width, height), size) if decoder == JPEG else 0
+        img.verify()
+    return decoder, orientation, scale
+
+
+def scan_images(
+    paths: list[str],
+    labels: list[Any],
+    on_bad_file: str,
+    size: tuple[int, int] | None = None,
+) -> ScanResult:
+    """Check every file's header before training (skip or fail on the unreadable ones) and note
+    how to decode it at `size` [height, width]."""
+    from PIL import UnidentifiedImageError
 
     result = ScanResult([], [])
     for path, label in zip(paths, labels, strict=True):
         try:
-            with Image.open(path) as img:
-                img.verify()
+            decoder, orientation, scale = probe(path, size)
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if on_bad_file == "fail":
@@ -63,8 +154,7 @@ def scan_images(paths: list[str], labels: list[Any], on_bad_file: str) -> ScanRe
                 ) from None
             result.bad.append((path, reason))
             continue
-        result.good.append(path)
-        result.labels.append(label)
+        result.add(path, label, decoder, orientation, scale)
     return result
 
 
@@ -75,40 +165,122 @@ def log_skipped(bad: list[tuple[str, str]]) -> None:
             log.warning("  %s: %s", path, reason)
 
 
-DECODE_BATCH = 32  # files per Pillow call: amortises the Python and tf.data overhead
-
-
-def decode_images(paths: Any, image_size: tuple[int, int], channels: int) -> Any:
-    """The tf.data op: a batch of files to a float32 [N, H, W, C] tensor of raw 0-255 pixels.
-
-    Normalisation lives in the model (its first layers), so a saved model takes raw pixels
-    and training, evaluation and serving cannot drift apart.
-    """
+def upright(image: Any, orientation: Any) -> Any:
+    """Apply an EXIF orientation (1-8) as Pillow's `ImageOps.exif_transpose` does."""
     import tensorflow as tf
 
-    def read_many(batch: np.ndarray) -> np.ndarray:
-        return np.stack([read_image(p, image_size, channels) for p in batch])
+    def swap(x: Any) -> Any:
+        return tf.transpose(x, [1, 0, 2])
 
-    images = tf.numpy_function(read_many, [paths], tf.uint8, stateful=False)
-    images = tf.ensure_shape(images, (None, *image_size, channels))
-    return tf.cast(images, tf.float32)
+    branches = [
+        lambda: image,  # 1: upright
+        lambda: tf.reverse(image, [1]),  # 2: mirrored
+        lambda: tf.reverse(image, [0, 1]),  # 3: upside down
+        lambda: tf.reverse(image, [0]),  # 4: mirrored upside down
+        lambda: swap(image),  # 5: transposed
+        lambda: tf.reverse(swap(image), [1]),  # 6: turned 90 degrees clockwise
+        lambda: tf.reverse(swap(image), [0, 1]),  # 7: transversed
+        lambda: tf.reverse(swap(image), [0]),  # 8: turned 90 degrees counter-clockwise
+    ]
+    return tf.switch_case(orientation - 1, branches)
 
 
-def image_dataset(
-    paths: list[str], labels: list[int], image_size: tuple[int, int], channels: int
+def decode_one(
+    path: Any,
+    decoder: Any,
+    orientation: Any,
+    scale: Any,
+    size: tuple[int, int],
+    channels: int,
 ) -> Any:
-    """A tf.data pipeline of decoded `(image, label)` pairs, decoded in parallel, in order."""
+    """The graph op: one file to a uint8 [height, width, channels] tensor, upright and resized."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(paths, tf.string), tf.constant(labels, tf.int32))
+    data = tf.io.read_file(path)
+
+    def channels_of(rgb: Any) -> Any:
+        return tf.image.rgb_to_grayscale(rgb) if channels == 1 else rgb
+
+    def over_white(rgba: Any) -> Any:
+        pixels = tf.cast(rgba, tf.float32)
+        alpha = pixels[..., 3:] / 255.0
+        rgb = pixels[..., :3] * alpha + 255.0 * (1.0 - alpha)
+        return channels_of(tf.cast(tf.round(rgb), tf.uint8))
+
+    def jpeg() -> Any:
+        return tf.switch_case(
+            scale,
+            [lambda k=k: tf.io.decode_jpeg(data, channels=channels, ratio=k) for k in JPEG_SCALES],
+        )
+
+    def pillow() -> Any:
+        image = tf.numpy_function(
+            lambda p: pillow_read(p, size, channels), [path], tf.uint8, stateful=False
+        )
+        return tf.ensure_shape(image, (*size, channels))
+
+    branches: list[Any] = [None] * len(DECODER_NAMES)
+    branches[JPEG] = jpeg
+    branches[PNG] = lambda: tf.io.decode_png(data, channels=channels)
+    branches[PNG_ALPHA] = lambda: over_white(tf.io.decode_png(data, channels=4))
+    branches[GIF] = lambda: channels_of(tf.io.decode_gif(data)[0])
+    branches[BMP] = lambda: channels_of(tf.io.decode_bmp(data, channels=3))
+    branches[PILLOW] = pillow
+    image = tf.switch_case(decoder, branches)
+    image = tf.ensure_shape(image, (None, None, channels))
+    image = upright(image, orientation)
+    return resize(image, size)
+
+
+def resize(image: Any, size: tuple[int, int]) -> Any:
+    """Bilinear to `size`, uint8. Antialiased only when shrinking by more than 2x: below that,
+    plain bilinear already reads every source pixel, and the antialiasing kernel is slow (it
+    halves the decoding rate). JPEGs rarely need it: the DCT scale-down leaves less than 2x."""
+    import tensorflow as tf
+
+    target = tf.constant(size, tf.int32)
+    large = tf.reduce_any(tf.shape(image)[:2] > 2 * target)
+    image = tf.cond(
+        large,
+        lambda: tf.image.resize(image, size, antialias=True),
+        lambda: tf.image.resize(image, size),
     )
-    ds = ds.batch(DECODE_BATCH).map(
-        lambda p, y: (decode_images(p, image_size, channels), y),
+    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+
+def image_dataset(scan: ScanResult, image_size: tuple[int, int], channels: int) -> Any:
+    """A tf.data pipeline of `(uint8 image, label)` pairs, decoded in parallel, in order."""
+    import tensorflow as tf
+
+    columns = (
+        tf.constant(scan.good, tf.string),
+        tf.constant(scan.decoders, tf.int32),
+        tf.constant(scan.orientations, tf.int32),
+        tf.constant(scan.scales, tf.int32),
+        tf.constant(scan.labels, tf.int32),
+    )
+    ds = tf.data.Dataset.from_tensor_slices(columns)
+    ds = ds.map(
+        lambda p, d, o, s, y: (decode_one(p, d, o, s, image_size, channels), y),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    return ds.unbatch().apply(tf.data.experimental.assert_cardinality(len(paths)))
+    return ds.apply(tf.data.experimental.assert_cardinality(len(scan.good)))
+
+
+def to_float(*parts: Any) -> Any:
+    """uint8 pixels to float32 0-255 (other tensors untouched): what models take."""
+    import tensorflow as tf
+
+    def cast(tensor: Any) -> Any:
+        return tf.cast(tensor, tf.float32) if tensor.dtype == tf.uint8 else tensor
+
+    return tuple(cast(p) for p in parts) if len(parts) > 1 else cast(parts[0])
+
+
+def image_batch(dataset: Any, batch_size: int, drop_remainder: bool) -> Any:
+    """Batches of uint8 images (as cached) cast to float32 as they are made."""
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).map(to_float)
 
 
 def fit_image(image: Any, image_size: tuple[int, int] | None, channels: int) -> Any:

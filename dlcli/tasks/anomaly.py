@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import Field, PositiveInt
 
 from dlcli.config.base import StrictModel
+from dlcli.data.images import image_batch
 from dlcli.errors import ConfigError, DataError
 from dlcli.registry import TASKS, did_you_mean
 from dlcli.tasks.base import Direction, EvalContext, Task, TaskConfig
@@ -237,7 +238,7 @@ class AnomalyTask(Task):
         return _knn_scores(outputs, self.bank, self.config.knn.k, self.config.knn.aggregate)
 
     def scores(self, model: Any, dataset: Any, batch_size: int) -> np.ndarray:
-        parts = [self.predict_outputs(model, x) for x, _ in dataset.batch(batch_size)]
+        parts = [self.predict_outputs(model, x) for x, _ in image_batch(dataset, batch_size, False)]
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
     def on_epoch_end(self, model: Any, epoch: int, run_dir: Path) -> dict[str, float]:
@@ -274,7 +275,7 @@ class AnomalyTask(Task):
 
     def _memory_bank(self, model: Any, dataset: Any, batch_size: int) -> np.ndarray:
         parts = []
-        for x, _ in dataset.batch(batch_size):
+        for x, _ in image_batch(dataset, batch_size, False):
             features = self._forward(model, x)
             parts.append(features.reshape(-1, features.shape[-1]))
         features = np.concatenate(parts)

@@ -39,9 +39,11 @@ def test_dataset_decodes_real_images(small_digits: Path):
     assert bundle.sizes == {"train": 210, "validation": 30, "test": 60}
     assert bundle.class_counts == [21] * 10
     image, label = next(iter(bundle.split("train")))
-    assert image.shape == (12, 10, 1) and image.dtype.name == "float32"
+    assert image.shape == (12, 10, 1) and image.dtype.name == "uint8"  # as cached: 1 byte/pixel
     assert 0 <= int(label) < 10
-    assert float(image.numpy().max()) > 100  # raw 0-255 pixels: the model normalises
+    images, _ = next(iter(bundle.batch(bundle.split("train"), 4, False)))
+    assert images.shape == (4, 12, 10, 1) and images.dtype.name == "float32"  # what models take
+    assert float(images.numpy().max()) > 100  # raw 0-255 pixels: the model normalises
 
 
 def test_rgb_channels_from_grayscale(small_digits: Path):
