@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dlcli.data.images import read_image
+from dlcli.data.images import (
+    BMP,
+    GIF,
+    JPEG,
+    PILLOW,
+    PNG,
+    PNG_ALPHA,
+    pillow_read,
+    read_image,
+    scan_images,
+)
 from tests.conftest import SHARED
 
 SIGNS = SHARED / "data" / "sign_language_digits" / "Dataset"
@@ -66,3 +76,40 @@ def test_huge_phone_photos_from_the_sign_language_set():
     for path in big:
         image = read_image(str(path), (64, 64), 3)
         assert image.shape == (64, 64, 3) and 20 < image.mean() < 235
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_matches_pillow(tmp_path: Path, orientation: int):
+    blocks = np.random.default_rng(orientation).integers(0, 256, (6, 4, 3), dtype=np.uint8)
+    pixels = np.kron(blocks, np.ones((5, 5, 1), np.uint8))  # 30x20, in 5 px blocks
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "turned.jpg"
+    Image.fromarray(pixels).save(path, exif=exif, quality=98)
+    size = (20, 30) if orientation >= 5 else (30, 20)  # upright, the sideways ones are wider
+    ours = read_image(str(path), size, 3).astype(int)
+    pillow = pillow_read(str(path), size, 3).astype(int)
+    assert ours.shape == pillow.shape == (*size, 3)
+    assert np.abs(ours - pillow).mean() < 4  # two JPEG decoders: a few levels apart, same pose
+
+
+def test_each_file_gets_the_decoder_that_reads_it(tmp_path: Path):
+    source = half_white()
+    cases = {
+        "a.jpg": (source, JPEG),
+        "b.png": (source, PNG),
+        "c.png": (source.convert("RGBA"), PNG_ALPHA),
+        "d.gif": (source, GIF),
+        "e.bmp": (source, BMP),
+        "f.webp": (source, PILLOW),
+        "g.png": (Image.fromarray(np.asarray(source.convert("L"), np.uint16) * 257), PILLOW),
+        "h.jpg": (source.convert("CMYK"), PILLOW),
+    }
+    for name, (image, _) in cases.items():
+        image.save(tmp_path / name)
+    paths = [str(tmp_path / name) for name in cases]
+    scan = scan_images(paths, [0] * len(paths), "fail", (10, 20))
+    assert scan.decoders == [decoder for _, decoder in cases.values()]
+    for path in paths:  # whichever decoder, the same picture
+        image = read_image(path, (10, 20), 3)
+        assert image[:, :8].mean() > 200 and image[:, 12:].mean() < 50, path
