@@ -67,7 +67,7 @@ def npz(config: NpzConfig, *, seed: int) -> DataBundle:
     """NumPy arrays of images and integer labels from an .npz file."""
     import tensorflow as tf
 
-    from dlcli.data.images import fit_image
+    from dlcli.data.images import fit_image, image_batch
 
     parts, class_names = _arrays(config, seed)
     sample = parts["train"][0]
@@ -88,4 +88,5 @@ def npz(config: NpzConfig, *, seed: int) -> DataBundle:
         sizes=sizes,
         class_counts=[tally.get(i, 0) for i in range(len(class_names))],
         labels={n: parts[n][1].astype(int).tolist() for n in SPLITS if n in parts},
+        batch=image_batch,
     )

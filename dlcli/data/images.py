@@ -284,10 +284,12 @@ def image_batch(dataset: Any, batch_size: int, drop_remainder: bool) -> Any:
 
 
 def fit_image(image: Any, image_size: tuple[int, int] | None, channels: int) -> Any:
-    """An already-decoded tensor (TFDS, NumPy) to float32 [H, W, channels] raw pixels."""
+    """An already-decoded tensor (TFDS, NumPy) to [H, W, channels] raw pixels: uint8 stays uint8
+    (what the caches hold; `image_batch` casts), anything else becomes float32."""
     import tensorflow as tf
 
     image = tf.convert_to_tensor(image)
+    was_uint8 = image.dtype == tf.uint8
     if image.shape.rank == 2:
         image = image[..., None]
     have = image.shape[-1]
@@ -302,4 +304,6 @@ def fit_image(image: Any, image_size: tuple[int, int] | None, channels: int) -> 
     if image_size is not None:
         image = tf.image.resize(image, image_size, antialias=True)
         image = tf.ensure_shape(image, (*image_size, channels))
+    if was_uint8:
+        image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
     return image

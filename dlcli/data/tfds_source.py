@@ -58,7 +58,7 @@ def tfds_dataset(config: TfdsConfig, *, seed: int) -> DataBundle:
         raise DataError(
             "`type: tfds` needs tensorflow-datasets.", hint="pip install 'dlcli[tfds]'"
         ) from None
-    from dlcli.data.images import fit_image
+    from dlcli.data.images import fit_image, image_batch
 
     data_dir = str(config.data_dir) if config.data_dir else None
     try:
@@ -103,4 +103,6 @@ def tfds_dataset(config: TfdsConfig, *, seed: int) -> DataBundle:
             labels = [int(ex[config.label_key]) for ex in tfds.as_numpy(raw)]
             tally = Counter(labels)
             counts = [tally.get(i, 0) for i in range(len(class_names))]
-    return DataBundle(class_names, (*size, channels), splits, sizes, class_counts=counts)
+    return DataBundle(
+        class_names, (*size, channels), splits, sizes, class_counts=counts, batch=image_batch
+    )
