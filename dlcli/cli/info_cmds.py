@@ -15,7 +15,7 @@ KINDS = {"models": "MODELS", "data": "DATA_SOURCES", "tasks": "TASKS", "backbone
 
 
 def info(json_: JsonOpt = False) -> None:
-    """Versions, visible devices and the strategy `auto` would pick here."""
+    """Versions, devices and GPUs, the strategy and precision `auto` picks here, CUDA and XLA."""
     from dlcli.cli.logs import setup_logging
 
     setup_logging()
@@ -23,9 +23,15 @@ def info(json_: JsonOpt = False) -> None:
     import tensorflow as tf
 
     from dlcli import __version__, console
-    from dlcli.train.strategy import auto_strategy_name, resolve_precision
+    from dlcli.train.strategy import auto_precision, auto_strategy_name, gpu_details, xla_jit_status
 
+    for gpu in tf.config.list_physical_devices("GPU"):  # a look at the GPUs, not their memory
+        tf.config.experimental.set_memory_growth(gpu, True)
     strategy, reason = auto_strategy_name()
+    gpus = gpu_details()
+    cuda = tf.test.is_built_with_cuda()
+    precision, precision_reason = auto_precision(strategy)
+    xla_jit, xla_jit_reason = xla_jit_status()
     devices = [
         f"{d.device_type}:{d.name.split(':')[-1]}" for d in tf.config.list_physical_devices()
     ]
@@ -35,16 +41,35 @@ def info(json_: JsonOpt = False) -> None:
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "devices": devices,
+        "gpus": gpus,
+        "built_with_cuda": cuda,
         "strategy": strategy,
         "strategy_reason": reason,
-        "precision": resolve_precision("auto", strategy),
+        "precision": precision,
+        "precision_reason": precision_reason,
+        "xla_jit": xla_jit,
+        "xla_jit_reason": xla_jit_reason,
     }
     if json_:
         print(json.dumps(facts, indent=2))
         return
-    for key, value in facts.items():
-        shown = ", ".join(value) if isinstance(value, list) else value
-        console.out().print(f"[bold]{key:>16}[/]  {shown}")
+    from rich.markup import escape
+
+    no_cuda = "no (to use a GPU: pip install 'dlcli[gpu]')"
+    shown = {
+        **{k: facts[k] for k in ("dlcli", "python", "tensorflow", "keras")},
+        "devices": ", ".join(devices),
+        "gpus": "; ".join(
+            f"{g['name']} (compute capability {g['compute_capability'] or '?'})" for g in gpus
+        )
+        or "none",
+        "built with CUDA": "yes" if cuda else no_cuda,
+        "strategy": f"{strategy} ({reason})",
+        "precision": f"{precision} ({precision_reason})",
+        "XLA JIT": f"{'usable' if xla_jit else 'not usable'} ({xla_jit_reason})",
+    }
+    for key, value in shown.items():
+        console.out().print(f"[bold]{key:>16}[/]  {escape(str(value))}")
 
 
 def list_(

@@ -117,17 +117,56 @@ def select_strategy(name: str) -> StrategyChoice:
     return StrategyChoice(strategy, name, strategy.num_replicas_in_sync, is_chief, reason)
 
 
-def resolve_precision(precision: str, strategy_name: str) -> str:
-    """`auto`: float16 on GPUs of compute capability 7+, bfloat16 on TPU, float32 elsewhere."""
-    if precision != "auto":
-        return precision
-    if strategy_name == "tpu":
-        return "mixed_bfloat16"
+def gpu_details() -> list[dict[str, str]]:
+    """Each GPU TensorFlow sees: its name and compute capability ("9.0"; "" when unknown)."""
     import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
-        if capability and capability[0] >= 7:
-            return "mixed_float16"
-    return "float32"
+    gpus = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        capability = details.get("compute_capability")
+        gpus.append(
+            {
+                "name": details.get("device_name", gpu.name),
+                "compute_capability": ".".join(map(str, capability)) if capability else "",
+            }
+        )
+    return gpus
+
+
+def auto_precision(strategy_name: str) -> tuple[str, str]:
+    """What `precision: auto` picks under `strategy_name` here, and why: float16 where tensor
+    cores make it fast (compute capability 7.0+), bfloat16 on TPU, float32 elsewhere."""
+    if strategy_name == "tpu":
+        return "mixed_bfloat16", "TPU"
+    gpus = gpu_details()
+    if not gpus:
+        return "float32", "no GPU"
+    capability = gpus[0]["compute_capability"]
+    if not capability:
+        return "float32", "the GPU reports no compute capability"
+    if int(capability.split(".")[0]) >= 7:
+        return "mixed_float16", f"GPU compute capability {capability} >= 7.0"
+    return "float32", f"GPU compute capability {capability} < 7.0: no float16 tensor cores"
+
+
+def resolve_precision(precision: str, strategy_name: str) -> str:
+    """The Keras policy for `train.precision`; `auto` as `auto_precision` decides."""
+    return auto_precision(strategy_name)[0] if precision == "auto" else precision
+
+
+def xla_jit_status() -> tuple[bool, str]:
+    """Whether XLA compiles and runs a small function on the default device (the first GPU when
+    there is one), and why not: a cloud image can lack the CUDA compiler tools XLA calls."""
+    import tensorflow as tf
+
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    try:
+        affine = tf.function(lambda x: 2.0 * x + 1.0, jit_compile=True)
+        result = float(affine(tf.constant(1.0)))
+    except Exception as exc:  # the error type depends on what is missing
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        return False, f"compiling on the {device} failed: {lines[0][:200]}"
+    if result != 3.0:
+        return False, f"a compiled test function on the {device} returned {result}, not 3.0"
+    return True, f"compiled and ran a test function on the {device}"

@@ -207,12 +207,24 @@ def test_info_shows_the_strategy_auto_would_pick():
     facts = result.json()
     gpus = sum(d.startswith("GPU") for d in facts["devices"])
     assert facts["strategy"] == ("mirrored" if gpus > 1 else "gpu" if gpus else "cpu")
-    assert facts["precision"] in (("mixed_float16", "float32") if gpus else ("float32",))
+    assert len(facts["gpus"]) == gpus and all(g["name"] for g in facts["gpus"])
+    if gpus:
+        assert facts["built_with_cuda"] is True
+        capability = facts["gpus"][0]["compute_capability"]
+        fast = bool(capability) and int(capability.split(".")[0]) >= 7
+        assert facts["precision"] == ("mixed_float16" if fast else "float32")
+        assert capability in facts["precision_reason"]
+    else:
+        assert (facts["precision"], facts["precision_reason"]) == ("float32", "no GPU")
+    assert facts["xla_jit"] is True, facts["xla_jit_reason"]
     assert any(d.startswith("CPU") for d in facts["devices"])
     cluster = {
         "cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
         "task": {"type": "worker", "index": 1},
     }
-    result = run_cli("info", "--json", env={"TF_CONFIG": json.dumps(cluster)})
-    assert result.json()["strategy"] == "multi_worker"
-    assert "TF_CONFIG" in result.json()["strategy_reason"]
+    shown = run_cli("info", env={"TF_CONFIG": json.dumps(cluster)})  # for humans: value (why)
+    assert shown.code == 0, shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert "strategy multi_worker (TF_CONFIG names a cluster" in text
+    assert f"precision {facts['precision']} ({facts['precision_reason']})" in text
+    assert "XLA JIT usable (" in text
