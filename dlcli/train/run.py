@@ -338,6 +338,7 @@ class Trainer:
             "validation": {k[4:]: v for k, v in final.items() if k.startswith("val_")},
             "strategy": self.choice.name,
             "replicas": self.choice.replicas,
+            "precision_requested": self.cfg.train.precision,
             "precision": self.precision,
             "jit_compile": self.cfg.train.jit_compile,
             "data": self.data.sizes,

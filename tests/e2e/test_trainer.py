@@ -185,7 +185,7 @@ def test_two_workers_run_in_sync_with_one_set_of_artifacts(tmp_path: Path, small
     [
         ["train.precision=mixed_float16"],
         ["train.precision=mixed_bfloat16"],
-        ["train.jit_compile=true", "train.steps_per_execution=4"],
+        ["train.precision=auto", "train.jit_compile=true", "train.steps_per_execution=4"],
     ],
     ids=["float16", "bfloat16", "xla"],
 )
@@ -195,8 +195,17 @@ def test_mixed_precision_and_xla_train(tmp_path: Path, small_digits: Path, optio
     result = run_cli("train", pipeline, "--json", "--set", "train.epochs=3", *sets, cwd=tmp_path)
     assert result.code == 0, result.stderr
     summary = result.json()
-    if "precision" in options[0]:
-        assert summary["precision"] == options[0].split("=")[1]
+    requested = options[0].removeprefix("train.precision=")
+    metrics = json.loads((Path(summary["run_dir"]) / "metrics.json").read_text())
+    assert metrics["precision_requested"] == requested
+    if requested == "auto":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        assert metrics["precision"] in (("mixed_float16", "float32") if gpus else ("float32",))
+    else:
+        assert metrics["precision"] == requested
+    assert metrics["jit_compile"] is ("train.jit_compile=true" in options)
     rows = history(Path(summary["run_dir"]))
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
 
