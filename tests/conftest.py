@@ -16,6 +16,17 @@ REPO = Path(__file__).resolve().parents[1]
 DIGITS = REPO / "data" / "digits"
 SHARED = REPO.parent / "shared"
 
+# On a GPU machine. Memory growth: this process and the CLI processes it starts share the GPU
+# (TensorFlow otherwise takes nearly all of its memory at once). TF32 off: Ampere and later
+# round float32 matmuls and convolutions to 10-bit mantissas by default, and tests compare
+# float32 results with NumPy at 1e-4 or tighter. Neither changes anything without a GPU.
+os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")
+# For a CLI process that must not see a GPU: one whose strategy is meant to run over logical
+# CPUs, several workers on one machine (they would share one GPU), and promises made for the
+# CPU (`train.deterministic`: bit-identical runs on CPU).
+CPU_ONLY = {"CUDA_VISIBLE_DEVICES": "-1"}
+
 
 @dataclass
 class CliResult:
@@ -59,7 +70,8 @@ def run_cli(
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
-# `dlcli` in a process whose CPU is split into two logical devices (MirroredStrategy tests).
+# `dlcli` in a process whose CPU is split into two logical devices (MirroredStrategy tests),
+# with `CPU_ONLY`: MirroredStrategy takes every GPU when there is one.
 MIRRORED = """
 import sys
 import tensorflow as tf
@@ -78,7 +90,7 @@ def run_on_two_logical_cpus(*args: str | Path, cwd: Path) -> CliResult:
         cwd=cwd,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), **CPU_ONLY},
         check=False,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
@@ -97,12 +109,13 @@ def free_ports(n: int) -> list[int]:
 
 
 def run_workers(*args: str | Path, cwd: Path, workers: int = 2) -> list[CliResult]:
-    """`dlcli ARGS` on `workers` processes of one TF_CONFIG cluster on 127.0.0.1 (chief first)."""
+    """`dlcli ARGS` on `workers` processes of one TF_CONFIG cluster on 127.0.0.1 (chief first),
+    on the CPU: on one GPU, NCCL refuses two ranks of one device."""
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(workers)]}
     procs = []
     for index in range(workers):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CONFIG": tf_config}
+        env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CONFIG": tf_config, **CPU_ONLY}
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "dlcli", *map(str, args)],
@@ -142,8 +155,9 @@ def write_pipeline(path: Path, data_path: Path, **sections: str) -> Path:
             "  channels: 1\n  split: {validation: 0.2, test: 0.2}\n"
         ),
         "model": "model:\n  type: small_cnn\n  filters: [16]\n  dense: [32]\n  dropout: 0.1\n",
+        # float32 on any machine (`auto` is mixed_float16 on a GPU): tests of precision say so.
         "train": (
-            "train:\n  epochs: 2\n  batch_size: 16\n"
+            "train:\n  epochs: 2\n  batch_size: 16\n  precision: float32\n"
             "  optimizer: {type: adam, learning_rate: 0.01}\n"
         ),
         "export": "export:\n  formats: [keras]\n",

@@ -39,6 +39,25 @@ def test_mixing_makes_soft_labels_that_sum_to_one(mix: dict):
     np.testing.assert_allclose(labels.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="under mixed_float16 (what `precision: auto` picks on a GPU) Keras augmentation layers "
+    "return float16 images, which mixup multiplies by a float32 weight (dlcli/data/augment.py)",
+)
+def test_mixing_after_augmentation_layers_under_mixed_float16():
+    import keras
+
+    x, y = batch()
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        images, labels = build_augmenter(AugmentConfig(translation=0.1, mixup=0.4), 4, seed=1)(x, y)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert images.shape == x.shape
+    np.testing.assert_allclose(labels.numpy().sum(axis=1), 1.0, rtol=1e-3)
+
+
 def test_nothing_configured_means_inactive():
     assert not AugmentConfig().active()
     assert AugmentConfig(flip="vertical").active()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import (
+    CPU_ONLY,
     DIGITS,
     REPO,
     assert_no_traceback,
@@ -47,7 +48,8 @@ def latest_checkpoint(run: Path) -> int:
 
 @pytest.fixture(scope="module")
 def resumable(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A deterministic run long enough to be killed mid-epoch, and its uninterrupted result."""
+    """A deterministic run long enough to be killed mid-epoch, and its uninterrupted result.
+    Bit-identical runs are promised on the CPU: these runs never see a GPU."""
     work = tmp_path_factory.mktemp("resume")
     pipeline = write_pipeline(
         work / "p.yaml",
@@ -61,7 +63,9 @@ def resumable(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "  lr_schedule: {type: cosine}\n  checkpoint: {every_n_steps: 10, keep: 2}\n"
         ),
     )
-    reference = run_cli("train", pipeline, "--json", "--output", work / "reference", cwd=work)
+    reference = run_cli(
+        "train", pipeline, "--json", "--output", work / "reference", cwd=work, env=CPU_ONLY
+    )
     assert reference.code == 0, reference.stderr
     return {"work": work, "pipeline": pipeline, "reference": work / "reference"}
 
@@ -73,6 +77,7 @@ def test_deterministic_runs_are_identical(resumable: dict):
         "--output",
         resumable["work"] / "again",
         cwd=resumable["work"],
+        env=CPU_ONLY,
     )
     assert again.code == 0, again.stderr
     assert history(resumable["work"] / "again") == history(resumable["reference"])
@@ -80,7 +85,7 @@ def test_deterministic_runs_are_identical(resumable: dict):
 
 def test_sigkill_mid_epoch_then_resume_finishes_the_same_run(resumable: dict):
     work, run = resumable["work"], resumable["work"] / "killed"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), **CPU_ONLY}
     proc = subprocess.Popen(
         [sys.executable, "-m", "dlcli", "train", str(resumable["pipeline"]), "--output", str(run)],
         cwd=work,
@@ -103,7 +108,7 @@ def test_sigkill_mid_epoch_then_resume_finishes_the_same_run(resumable: dict):
     assert not (run / "model.keras").exists()
     assert len(history(run)) == 2
 
-    resumed = run_cli("train", "--resume", run, "--json", cwd=work)
+    resumed = run_cli("train", "--resume", run, "--json", cwd=work, env=CPU_ONLY)
     assert resumed.code == 0, resumed.stderr
     resumed_at = re.search(r"resuming after epoch 2, step (\d+)", resumed.stderr)
     assert resumed_at and int(resumed_at.group(1)) > 0, resumed.stderr  # mid-epoch
