@@ -110,8 +110,8 @@ def build_augmenter(
         return cutmix(*args) if config.cutmix else mixup(*args)
 
     def augment(images: Any, labels: Any) -> tuple[Any, Any]:
-        if geometric is not None:
-            images = geometric(images, training=True)
+        if geometric is not None:  # float16 out under mixed_float16: mixing needs float32
+            images = tf.cast(geometric(images, training=True), tf.float32)
         if config.crop < 1.0:
             images = crop(images)
         images = tf.clip_by_value(images, 0.0, 255.0)

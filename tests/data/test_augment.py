@@ -39,11 +39,6 @@ def test_mixing_makes_soft_labels_that_sum_to_one(mix: dict):
     np.testing.assert_allclose(labels.sum(axis=1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="under mixed_float16 (what `precision: auto` picks on a GPU) Keras augmentation layers "
-    "return float16 images, which mixup multiplies by a float32 weight (dlcli/data/augment.py)",
-)
 def test_mixing_after_augmentation_layers_under_mixed_float16():
     import keras
 
