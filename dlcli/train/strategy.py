@@ -96,6 +96,8 @@ def select_strategy(name: str) -> StrategyChoice:
         strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     elif name == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
+    elif name == "cpu" and tf.config.list_physical_devices("GPU"):
+        strategy = tf.distribute.OneDeviceStrategy("/cpu:0")  # asked for the CPU: keep off GPUs
     elif name == "gpu":
         if not tf.config.list_physical_devices("GPU"):
             raise ConfigError(
@@ -139,6 +141,8 @@ def auto_precision(strategy_name: str) -> tuple[str, str]:
     cores make it fast (compute capability 7.0+), bfloat16 on TPU, float32 elsewhere."""
     if strategy_name == "tpu":
         return "mixed_bfloat16", "TPU"
+    if strategy_name == "cpu":
+        return "float32", "strategy cpu"
     gpus = gpu_details()
     if not gpus:
         return "float32", "no GPU"

@@ -30,3 +30,9 @@ def test_auto_precision_follows_the_first_gpus_compute_capability(
 
 def test_auto_precision_on_tpu_is_bfloat16():
     assert strategy.auto_precision("tpu") == ("mixed_bfloat16", "TPU")
+
+
+def test_strategy_cpu_keeps_float32_even_beside_a_gpu(monkeypatch: pytest.MonkeyPatch):
+    details = [{"name": "GPU", "compute_capability": "9.0"}]
+    monkeypatch.setattr(strategy, "gpu_details", lambda: details)
+    assert strategy.auto_precision("cpu") == ("float32", "strategy cpu")
