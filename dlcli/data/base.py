@@ -301,7 +301,7 @@ def image_bundle(
     )
 
 
-IMAGE_CACHE_VERSION = 1  # bump when decoding changes, so old disk caches are not reused
+IMAGE_CACHE_VERSION = 2  # bump when decoding changes, so old disk caches are not reused
 
 
 def decoded_split(
@@ -330,6 +330,7 @@ def decoded_split(
             "decoders": scan.decoders,
             "orientations": scan.orientations,
             "scales": scan.scales,
+            "large": scan.large,
             "bad": [[position[p], reason] for p, reason in scan.bad],
         }
 
@@ -344,6 +345,7 @@ def decoded_split(
         record["decoders"],
         record["orientations"],
         record["scales"],
+        record["large"],
     )
     if scan.bad and options.on_bad_file == "fail":
         path, reason = scan.bad[0]
