@@ -141,11 +141,11 @@ def auto_precision(strategy_name: str) -> tuple[str, str]:
     cores make it fast (compute capability 7.0+), bfloat16 on TPU, float32 elsewhere."""
     if strategy_name == "tpu":
         return "mixed_bfloat16", "TPU"
-    if strategy_name == "cpu":
-        return "float32", "strategy cpu"
     gpus = gpu_details()
     if not gpus:
         return "float32", "no GPU"
+    if strategy_name == "cpu":
+        return "float32", "strategy cpu: the GPU is not used"
     capability = gpus[0]["compute_capability"]
     if not capability:
         return "float32", "the GPU reports no compute capability"

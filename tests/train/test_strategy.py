@@ -35,4 +35,4 @@ def test_auto_precision_on_tpu_is_bfloat16():
 def test_strategy_cpu_keeps_float32_even_beside_a_gpu(monkeypatch: pytest.MonkeyPatch):
     details = [{"name": "GPU", "compute_capability": "9.0"}]
     monkeypatch.setattr(strategy, "gpu_details", lambda: details)
-    assert strategy.auto_precision("cpu") == ("float32", "strategy cpu")
+    assert strategy.auto_precision("cpu") == ("float32", "strategy cpu: the GPU is not used")
