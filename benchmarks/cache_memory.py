@@ -101,7 +101,7 @@ model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 model.fit(train, validation_data=val, epochs=1, verbose=2)
 """
 
-CHOICE = re.compile(r"cache (memory|disk|none): ([\d.]+ GB)[^\n]*")
+CHOICE = re.compile(r"cache (memory|disk|none): ([\d.]+ [kMG]B)[^\n]*")
 
 
 def build_folder(folder: Path, count: int) -> None:

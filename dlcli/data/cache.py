@@ -85,8 +85,12 @@ def memory_limit() -> int:
     return limit
 
 
-def gigabytes(n: float) -> str:
-    return f"{n / 1e9:.2f} GB"
+def size_text(n: float) -> str:
+    """Bytes for people: 36 kB, 12.3 MB, 3.01 GB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n / 1e3:.3g} kB"
 
 
 def resolve_cache(mode: str, decoded_bytes: int, what: str) -> str:
@@ -98,12 +102,12 @@ def resolve_cache(mode: str, decoded_bytes: int, what: str) -> str:
         log.info(
             "cache %s: %s of decoded %s, %s %.0f%% of %s RAM (cache: auto)",
             mode,
-            gigabytes(decoded_bytes),
+            size_text(decoded_bytes),
             what,
             "within" if mode == "memory" else "over",
             100 * MEMORY_SHARE,
-            gigabytes(memory_limit()),
+            size_text(memory_limit()),
         )
     else:
-        log.info("cache %s: %s of decoded %s", mode, gigabytes(decoded_bytes), what)
+        log.info("cache %s: %s of decoded %s", mode, size_text(decoded_bytes), what)
     return mode

@@ -71,13 +71,13 @@ def test_auto_picks_memory_when_it_fits_else_disk(
 ):
     with caplog.at_level("INFO", logger="dlcli"):
         bundle_of(small_digits, "auto", tmp_path / "c")
-    assert "cache memory: 0.00 GB of decoded images, within 25% of" in caplog.text
+    assert "cache memory: 36 kB of decoded images, within 25% of" in caplog.text
     assert not (tmp_path / "c").exists()
     caplog.clear()
     monkeypatch.setattr(cache, "memory_limit", lambda: 100_000)  # 300 images of 120 B: 36 kB
     with caplog.at_level("INFO", logger="dlcli"):
         images_of(bundle_of(small_digits, "auto", tmp_path / "c"))
-    assert "cache disk: 0.00 GB of decoded images, over 25% of 0.00 GB RAM" in caplog.text
+    assert "cache disk: 36 kB of decoded images, over 25% of 100 kB RAM" in caplog.text
     assert len(caches_in(tmp_path / "c")) == 3
 
 
