@@ -28,7 +28,7 @@ from dlcli.errors import DataError
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 DEFAULT_TARGET_DBFS = {"peak": -1.0, "rms": -20.0}
 DECODE_BATCH = 16  # files per decoding call: amortises the Python and tf.data overhead
-CACHE_VERSION = 1  # bump when decoding changes, so old disk caches are not reused
+CACHE_VERSION = 2  # bump when decoding changes, so old disk caches are not reused
 log = logging.getLogger("dlcli")
 
 
@@ -199,30 +199,25 @@ def disk_cached(
 ) -> tuple[ScanResult, Any]:
     """Scan and decode once into `cache_dir/<key>/`, reused by every later run (see
     dlcli.data.cache for how an interrupted run or two at once are handled)."""
-    from dlcli.data.cache import build_once, cache_key, default_cache_dir
+    from dlcli.data.cache import cache_key, cached_scan, default_cache_dir
 
-    def build(folder: Path) -> dict[str, Any]:
-        scan = scan_audio(paths, list(range(len(paths))), options.on_bad_file)
+    def fill(scan: ScanResult, folder: Path) -> None:
         decoded_waves(scan.good, settings).cache(str(folder / "clips")).reduce(
             0, lambda count, _: count + 1
         )
         log.info("decoded %d audio files into the disk cache", len(scan.good))
-        position = {path: i for i, path in enumerate(paths)}
-        return {"good": scan.labels, "bad": [[position[p], r] for p, r in scan.bad]}
 
-    root = options.cache_dir or default_cache_dir("audio")
-    key = cache_key(paths, asdict(settings), CACHE_VERSION)
-    final, record = build_once(root, key, build)
-    good = [paths[i] for i in record["good"]]
-    bad = [(paths[i], str(problem)) for i, problem in record["bad"]]
-    result = ScanResult(good, [labels[i] for i in record["good"]], bad)
-    if result.bad and options.on_bad_file == "fail":
-        path, problem = result.bad[0]
-        raise DataError(
-            f"Cannot use audio file {path}: {problem}",
-            hint="fix or remove the file, or set `data.on_bad_file: skip`",
-        )
-    return result, decoded_waves(good, settings).cache(str(final / "clips"))
+    final, result = cached_scan(
+        options.cache_dir or default_cache_dir("audio"),
+        cache_key(paths, asdict(settings), CACHE_VERSION),
+        paths,
+        labels,
+        lambda positions: scan_audio(paths, positions, options.on_bad_file),
+        fill,
+        options.on_bad_file,
+        "Cannot use audio file",
+    )
+    return result, decoded_waves(result.good, settings).cache(str(final / "clips"))
 
 
 class AudioInputs(StrictModel):

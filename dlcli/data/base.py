@@ -301,7 +301,7 @@ def image_bundle(
     )
 
 
-IMAGE_CACHE_VERSION = 2  # bump when decoding changes, so old disk caches are not reused
+IMAGE_CACHE_VERSION = 3  # bump when decoding changes, so old disk caches are not reused
 
 
 def decoded_split(
@@ -317,45 +317,26 @@ def decoded_split(
         ds = image_dataset(scan, size, channels)
         return scan, ds.cache() if mode == "memory" else ds
 
-    from dlcli.data.cache import build_once, cache_key, default_cache_dir
+    import tensorflow as tf
 
-    def build(folder: Path) -> dict[str, Any]:
-        scan = scan_images(paths, list(range(len(paths))), options.on_bad_file, size)
+    from dlcli.data.cache import cache_key, cached_scan, default_cache_dir
+
+    def fill(scan: ScanResult, folder: Path) -> None:
         pixels_only(image_dataset(scan, size, channels)).cache(str(folder / "images")).reduce(
             0, lambda n, _: n + 1
         )
-        position = {path: i for i, path in enumerate(paths)}
-        return {
-            "good": scan.labels,  # positions in `paths`
-            "decoders": scan.decoders,
-            "orientations": scan.orientations,
-            "scales": scan.scales,
-            "large": scan.large,
-            "bad": [[position[p], reason] for p, reason in scan.bad],
-        }
 
-    root = options.cache_dir or default_cache_dir("images")
-    settings = {"size": list(size), "channels": channels}
-    final, record = build_once(root, cache_key(paths, settings, IMAGE_CACHE_VERSION), build)
-    good = record["good"]
-    scan = ScanResult(
-        [paths[i] for i in good],
-        [labels[i] for i in good],
-        [(paths[i], str(reason)) for i, reason in record["bad"]],
-        record["decoders"],
-        record["orientations"],
-        record["scales"],
-        record["large"],
+    final, scan = cached_scan(
+        options.cache_dir or default_cache_dir("images"),
+        cache_key(paths, {"size": list(size), "channels": channels}, IMAGE_CACHE_VERSION),
+        paths,
+        labels,
+        lambda positions: scan_images(paths, positions, options.on_bad_file, size),
+        fill,
+        options.on_bad_file,
+        "Cannot read image",
     )
-    if scan.bad and options.on_bad_file == "fail":
-        path, reason = scan.bad[0]
-        raise DataError(
-            f"Cannot read image {path}: {reason}",
-            hint="fix or remove the file, or set `data.on_bad_file: skip`",
-        )
-    log.info("%d images from the disk cache %s", len(good), final)
-    import tensorflow as tf
-
+    log.info("%d images from the disk cache %s", len(scan.good), final)
     cached = pixels_only(image_dataset(scan, size, channels)).cache(str(final / "images"))
     return scan, tf.data.Dataset.zip(cached, tf.data.Dataset.from_tensor_slices(scan.labels))
 

@@ -72,6 +72,50 @@ def build_once(
     return final, json.loads((final / RECORD).read_text())
 
 
+def cached_scan(
+    root: Path,
+    key: str,
+    paths: list[str],
+    labels: list[Any],
+    scan: Callable[[list[Any]], Any],
+    fill: Callable[[Any, Path], None],
+    on_bad_file: str,
+    cannot: str,
+) -> tuple[Path, Any]:
+    """The disk cache `root/key` of `paths`, built once by `scan(labels) -> ScanResult` and
+    `fill(scan, folder)`, and the scan read back from its record (a later run scans nothing).
+    A file the cached scan found bad stops the run when `on_bad_file` is `fail`, with the
+    message `cannot` + the path and the reason."""
+    import dataclasses
+
+    from dlcli.data.images import ScanResult
+    from dlcli.errors import DataError
+
+    def build(folder: Path) -> dict[str, Any]:
+        result = scan(list(range(len(paths))))  # labels: positions in `paths`
+        fill(result, folder)
+        position = {path: i for i, path in enumerate(paths)}
+        record = dataclasses.asdict(result)
+        del record["good"]  # the positions in `labels` say which
+        record["bad"] = [[position[p], reason] for p, reason in result.bad]
+        return record
+
+    final, record = build_once(root, key, build)
+    good = record.pop("labels")
+    result = ScanResult(
+        good=[paths[i] for i in good],
+        labels=[labels[i] for i in good],
+        **{**record, "bad": [(paths[i], str(reason)) for i, reason in record["bad"]]},
+    )
+    if result.bad and on_bad_file == "fail":
+        path, reason = result.bad[0]
+        raise DataError(
+            f"{cannot} {path}: {reason}",
+            hint="fix or remove the file, or set `data.on_bad_file: skip`",
+        )
+    return final, result
+
+
 def memory_limit() -> int:
     """Bytes this process may use: physical RAM, or the container's cgroup limit if lower."""
     limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -31,7 +31,6 @@ log = logging.getLogger("dlcli")
 
 # Decoders, chosen per file by the scan.
 JPEG, PNG, PNG_ALPHA, GIF, BMP, PILLOW = range(6)
-DECODER_NAMES = ("jpeg", "png", "png+alpha", "gif", "bmp", "pillow")
 EXIF_ORIENTATION = 0x0112
 JPEG_SCALES = (1, 2, 4, 8)  # libjpeg decodes at these fractions of full size
 
@@ -238,10 +237,11 @@ def image_dataset(scan: ScanResult, image_size: tuple[int, int], channels: int) 
     import tensorflow as tf
 
     keys = list(zip(scan.decoders, scan.scales, scan.orientations, scan.large, strict=True))
-    groups = sorted(set(keys))
+    groups: dict[tuple[int, int, int, bool], list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
     parts = []
-    for group in groups:
-        members = [i for i, key in enumerate(keys) if key == group]
+    for group, members in groups.items():
         part = tf.data.Dataset.from_tensor_slices(
             (
                 tf.constant([scan.good[i] for i in members], tf.string),
@@ -256,14 +256,14 @@ def image_dataset(scan: ScanResult, image_size: tuple[int, int], channels: int) 
             )
         )
     if not parts:
-        empty = tf.data.Dataset.from_tensor_slices(
+        return tf.data.Dataset.from_tensor_slices(
             (tf.zeros((0, *image_size, channels), tf.uint8), tf.zeros((0,), tf.int32))
         )
-        return empty
     if len(parts) == 1:
         ds = parts[0]
     else:
-        order = tf.constant([groups.index(key) for key in keys], tf.int64)
+        index = {key: n for n, key in enumerate(groups)}
+        order = tf.constant([index[key] for key in keys], tf.int64)
         ds = tf.data.Dataset.choose_from_datasets(parts, tf.data.Dataset.from_tensor_slices(order))
     return ds.apply(tf.data.experimental.assert_cardinality(len(scan.good)))
 
