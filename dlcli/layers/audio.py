@@ -109,6 +109,9 @@ class _Spectral(keras.layers.Layer):
         amin: float = 1e-10,
         ref: float = 1.0,
         log_offset: float = 1e-6,
+        warp: tuple[float, float] | list[float] | None = None,
+        warp_boundary: float = 0.8,
+        seed: int | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("dtype", "float32")
@@ -127,6 +130,19 @@ class _Spectral(keras.layers.Layer):
         self.center = (backend == "librosa") if center is None else bool(center)
         self.pad_mode = pad_mode
         self.top_db, self.amin, self.ref, self.log_offset = top_db, amin, ref, log_offset
+        self.warp = None if warp is None else (float(warp[0]), float(warp[1]))
+        if self.warp is not None and not 0.5 <= self.warp[0] <= self.warp[1] <= 2.0:
+            raise ValueError(
+                f"Invalid value for argument `warp`. Received: warp={warp}. Expected "
+                "[min, max] with 0.5 <= min <= max <= 2."
+            )
+        if not 0.0 < warp_boundary < 1.0:
+            raise ValueError(
+                f"Invalid value for argument `warp_boundary`. Received: {warp_boundary}. "
+                "Expected a fraction of the Nyquist frequency in (0, 1)."
+            )
+        self.warp_boundary, self.seed = float(warp_boundary), seed
+        self.seed_generator = keras.random.SeedGenerator(seed) if self.warp else None
 
     def frames(self, samples: int | None) -> int | None:
         if samples is None:
@@ -135,8 +151,9 @@ class _Spectral(keras.layers.Layer):
             return 1 + samples // self.hop_length
         return 1 + (samples - self.win_length) // self.hop_length
 
-    def spectrum(self, waveform: Any) -> Any:
-        """|STFT|^power: `[batch, frames, n_fft // 2 + 1]`."""
+    def spectrum(self, waveform: Any, training: bool | None = None) -> Any:
+        """|STFT|^power: `[batch, frames, n_fft // 2 + 1]`, frequency-warped in training when
+        `warp` is set."""
         import tensorflow as tf
 
         x = tf.cast(waveform, tf.float32)
@@ -152,9 +169,41 @@ class _Spectral(keras.layers.Layer):
         frames = frames * tf.constant(window, tf.float32)
         stft = tf.signal.rfft(frames, fft_length=[self.n_fft])
         if self.power == 2.0:
-            return tf.math.real(stft) ** 2 + tf.math.imag(stft) ** 2
-        magnitude = tf.abs(stft)
-        return magnitude if self.power == 1.0 else magnitude**self.power
+            power = tf.math.real(stft) ** 2 + tf.math.imag(stft) ** 2
+        else:
+            magnitude = tf.abs(stft)
+            power = magnitude if self.power == 1.0 else magnitude**self.power
+        if training and self.warp is not None:
+            power = self.warp_frequencies(power)
+        return power
+
+    def warp_frequencies(self, spectrum: Any) -> Any:
+        """Vocal tract length perturbation (Jaitly and Hinton 2013): each example's frequency
+        axis is scaled by a factor drawn from `warp`, piecewise linearly so the band edges stay
+        put: below `warp_boundary` of Nyquist (times the factor when it is under 1) a bin takes
+        the energy found at its frequency divided by the factor; above, a straight line joins
+        that point to Nyquist. Interpolated linearly between bins."""
+        import tensorflow as tf
+
+        assert self.warp is not None
+        low, high = self.warp
+        bins = spectrum.shape[-1]
+        top = float(bins - 1)
+        alpha = keras.random.uniform(
+            (tf.shape(spectrum)[0], 1), low, high, seed=self.seed_generator
+        )
+        out = tf.range(bins, dtype=tf.float32)[None, :]  # each output bin's frequency
+        knee = self.warp_boundary * top * tf.minimum(alpha, 1.0)  # where the line bends
+        below = out / alpha
+        above = top - (top - out) * (top - knee / alpha) / (top - knee)
+        source = tf.clip_by_value(tf.where(out <= knee, below, above), 0.0, top)
+        left = tf.floor(source)
+        weight = (source - left)[:, None, :]
+        left = tf.cast(left, tf.int32)
+        right = tf.minimum(left + 1, bins - 1)
+        at_left = tf.gather(spectrum, left, axis=2, batch_dims=1)
+        at_right = tf.gather(spectrum, right, axis=2, batch_dims=1)
+        return at_left + (at_right - at_left) * weight
 
     def compress(self, x: Any) -> Any:
         """`db`: librosa's `power_to_db` per utterance; `log`: log(x + log_offset)."""
@@ -193,6 +242,9 @@ class _Spectral(keras.layers.Layer):
             "amin": self.amin,
             "ref": self.ref,
             "log_offset": self.log_offset,
+            "warp": self.warp,
+            "warp_boundary": self.warp_boundary,
+            "seed": self.seed,
         }
 
 
@@ -206,8 +258,8 @@ class STFTMagnitude(_Spectral):
         kwargs.setdefault("scale", "linear")
         super().__init__(n_fft, hop_length, **kwargs)
 
-    def call(self, inputs: Any) -> Any:
-        return self.compress(self.spectrum(inputs))
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        return self.compress(self.spectrum(inputs, training))
 
 
 @keras.saving.register_keras_serializable(package="dlcli")
@@ -254,14 +306,14 @@ class LogMelSpectrogram(_Spectral):
         )
         return np.asarray(matrix, dtype="float32")
 
-    def mel(self, inputs: Any) -> Any:
+    def mel(self, inputs: Any, training: bool | None = None) -> Any:
         import tensorflow as tf
 
-        power = self.spectrum(inputs)
+        power = self.spectrum(inputs, training)
         return self.compress(tf.tensordot(power, tf.constant(self.mel_matrix), axes=1))
 
-    def call(self, inputs: Any) -> Any:
-        return self.mel(inputs)
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        return self.mel(inputs, training)
 
     def bins(self) -> int:
         return self.n_mels
@@ -294,11 +346,12 @@ class MFCC(LogMelSpectrogram):
             )
         self.dct_matrix = dct_matrix(self.n_mels, self.n_mfcc)
 
-    def call(self, inputs: Any) -> Any:
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         import tensorflow as tf
 
         # A matmul, not tf.signal.dct: the same numbers, and TFLite converts it.
-        return tf.tensordot(self.mel(inputs), tf.constant(self.dct_matrix), axes=1)
+        mel = self.mel(inputs, training)
+        return tf.tensordot(mel, tf.constant(self.dct_matrix), axes=1)
 
     def bins(self) -> int:
         return self.n_mfcc

@@ -58,6 +58,11 @@ class FrontEndConfig(StrictModel):
     normalize: Literal["none", "utterance"] = Field(
         "utterance", description="utterance: zero mean, unit variance per bin over each clip"
     )
+    vtlp: tuple[float, float] | None = Field(
+        None,
+        description="training only: [min, max] factor that scales each clip's frequency axis "
+        "(vocal tract length perturbation), e.g. [0.9, 1.1]: new voices from few speakers",
+    )
     spec_augment: SpecAugmentConfig | None = Field(
         None, description="time and frequency masks in training, e.g. {} for the defaults"
     )
@@ -68,6 +73,8 @@ class FrontEndConfig(StrictModel):
             raise ValueError(f"n_mfcc ({self.n_mfcc}) must be at most n_mels ({self.n_mels})")
         if self.type != "stft" and self.scale == "linear":
             raise ValueError(f"type {self.type} needs a log scale: db or log")
+        if self.vtlp is not None and not 0.5 <= self.vtlp[0] <= self.vtlp[1] <= 2.0:
+            raise ValueError(f"vtlp is [min, max] within [0.5, 2], got {list(self.vtlp)}")
         if self.fmax is not None and self.fmax <= self.fmin:
             raise ValueError(f"fmax ({self.fmax}) must be above fmin ({self.fmin})")
         return self
@@ -101,6 +108,7 @@ class FrontEndConfig(StrictModel):
             "backend": self.backend,
             "pad_mode": self.pad_mode,
             "top_db": self.top_db,
+            "warp": self.vtlp,
         }
         if self.type != "stft":
             nyquist = sample_rate / 2

@@ -212,11 +212,47 @@ def test_spec_augment_counts_and_widths_bound_the_masked_area():
     assert masked_frames.max() <= 3 * 4 and masked_frames.mean() > 1
 
 
+# ---- vocal tract length perturbation ------------------------------------------------------
+
+
+def test_vtlp_is_identity_outside_training_and_at_factor_one():
+    x = waveforms(4, 4000)
+    plain = LogMelSpectrogram(SR, 256, 80, win_length=200)(x).numpy()
+    warped = LogMelSpectrogram(SR, 256, 80, win_length=200, warp=(0.8, 1.2), seed=0)
+    np.testing.assert_array_equal(warped(x).numpy(), plain)
+    np.testing.assert_array_equal(warped(x, training=False).numpy(), plain)
+    assert not np.allclose(warped(x, training=True).numpy(), plain)
+    unit = LogMelSpectrogram(SR, 256, 80, win_length=200, warp=(1.0, 1.0))
+    np.testing.assert_allclose(unit(x, training=True).numpy(), plain, atol=1e-4)
+
+
+@pytest.mark.parametrize("factor", [0.85, 1.15])
+def test_vtlp_moves_a_tone_by_its_factor_and_keeps_nyquist(factor: float):
+    """A 1 kHz tone comes out at factor x 1 kHz (below the bend); the top bin stays the top."""
+    tone = np.sin(2 * np.pi * 1000 * np.arange(4000) / SR).astype("float32")[None]
+    layer = STFTMagnitude(256, 80, win_length=200, power=2.0, warp=(factor, factor))
+    spectrum = layer.spectrum(tone, training=True).numpy().mean(axis=1)[0]
+    hz_per_bin = SR / 256
+    assert abs(spectrum.argmax() * hz_per_bin - 1000 * factor) <= hz_per_bin
+    ramp = np.linspace(0, 1, 129, dtype="float32")[None, None, :]
+    warped = layer.warp_frequencies(ramp).numpy()[0, 0]
+    assert warped[0] == 0 and abs(warped[-1] - 1) < 1e-6 and np.all(np.diff(warped) >= 0)
+
+
+def test_vtlp_draws_one_factor_per_clip():
+    """Clips in one batch are warped differently (not one factor for the whole batch)."""
+    tone = np.sin(2 * np.pi * 1000 * np.arange(4000) / SR).astype("float32")[None]
+    layer = STFTMagnitude(256, 80, win_length=200, power=2.0, warp=(0.7, 1.3), seed=5)
+    peaks = layer.spectrum(np.repeat(tone, 16, 0), training=True).numpy().mean(1).argmax(1)
+    assert len(set(peaks.tolist())) > 3 and peaks.min() >= 22 and peaks.max() <= 42
+
+
 # ---- serialisation -----------------------------------------------------------------------
 
 LAYERS = [
     STFTMagnitude(256, 80, win_length=200, power=2.0, scale="db", backend="librosa"),
     LogMelSpectrogram(SR, 256, 80, win_length=200, n_mels=32, fmin=20.0, scale="log"),
+    LogMelSpectrogram(SR, 256, 80, n_mels=32, warp=(0.9, 1.1), warp_boundary=0.7, seed=4),
     MFCC(SR, 512, 128, n_mfcc=10, backend="librosa", pad_mode="reflect", top_db=None),
     UtteranceNormalization(epsilon=1e-3),
     SpecAugment(freq_masks=1, freq_width=3, time_masks=2, time_width=5, seed=2),
@@ -291,3 +327,7 @@ def test_frontend_config_defaults_and_errors():
         FrontEndConfig().build(keras.Input((100,)), 8000)
     augmented = FrontEndConfig(type="mfcc", spec_augment={}).build(keras.Input((8000,)), 8000)
     assert tuple(augmented.shape) == (None, 98, 13)
+    with pytest.raises(ValueError, match="vtlp"):
+        FrontEndConfig(vtlp=(1.2, 0.9))
+    warped = FrontEndConfig(vtlp=(0.9, 1.1)).layer_arguments(8000)
+    assert warped["warp"] == (0.9, 1.1)
