@@ -24,9 +24,15 @@ def templates() -> dict[str, str]:
     }
 
 
+def _complete_template(incomplete: str) -> list[str]:
+    """Shell completion of `dlcli init <TAB>`: the template names."""
+    return [name for name in sorted(templates()) if name.startswith(incomplete)]
+
+
 def init(
     template: Annotated[
-        str, typer.Argument(help="Template name; see --list.")
+        str,
+        typer.Argument(help="Template name; see --list.", autocompletion=_complete_template),
     ] = "image_classification",
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")] = Path(
         "pipeline.yaml"
