@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import Field, PositiveInt, create_model, model_validator
 
 from dlcli.config.base import StrictModel
+from dlcli.config.tune import TuneConfig
 from dlcli.registry import DATA_SOURCES, MODELS, TASKS, Registry, load_components
 from dlcli.train.config import TrainConfig
 
@@ -20,7 +21,8 @@ class EvaluateConfig(StrictModel):
     batch_size: PositiveInt | None = Field(None, description="defaults to train.batch_size")
 
 
-ExportFormat = Literal["keras", "saved_model", "tflite"]
+ExportFormat = Literal["keras", "saved_model", "tflite", "tflite_int8", "onnx"]
+EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 
 
 def _default_formats() -> list[ExportFormat]:
@@ -30,7 +32,18 @@ def _default_formats() -> list[ExportFormat]:
 class ExportConfig(StrictModel):
     """`export:` which formats `dlcli export` and `dlcli run` write."""
 
-    formats: list[ExportFormat] = Field(default_factory=_default_formats, min_length=1)
+    formats: list[ExportFormat] = Field(
+        default_factory=_default_formats,
+        min_length=1,
+        description="keras, saved_model, tflite (float32), tflite_int8 (int8, calibrated on "
+        "the training split), onnx",
+    )
+    calibration_examples: PositiveInt = Field(
+        200,
+        le=1000,
+        description="tflite_int8: training examples its int8 ranges are measured on, evenly "
+        "spaced through the training split",
+    )
 
 
 def _union(registry: Registry[Any]) -> Any:
@@ -119,6 +132,11 @@ def pipeline_model() -> type[StrictModel]:
         train=(TrainConfig, Field(default_factory=TrainConfig)),
         evaluate=(EvaluateConfig, Field(default_factory=EvaluateConfig)),
         export=(ExportConfig, Field(default_factory=ExportConfig)),
+        tune=(
+            TuneConfig | None,
+            # Left out of dumps when absent: a run's pipeline.yaml stays a plain pipeline.
+            Field(None, exclude_if=lambda v: v is None, description="`dlcli tune`'s search"),
+        ),
         __validators__={
             "image_size_from_model": _IMAGE_SIZE_FROM_MODEL,
             "targets_from_task": _TARGETS_FROM_TASK,
