@@ -33,6 +33,7 @@ def evaluate_run(
     other data given by `--set data.path=...`) and write the task's report under
     `RUN/evaluation/<split>/`."""
     from dlcli.models.loading import load_keras_model
+    from dlcli.report.html import write_run_report
 
     handle = runs.open_run(target, pipeline, overrides, require_pipeline=True)
     cfg = handle.config
@@ -55,4 +56,6 @@ def evaluate_run(
         evaluations = summary.setdefault("evaluation", {})
         evaluations[split] = {k: v for k, v in report.items() if not isinstance(v, dict | list)}
         runs.atomic_write_json(metrics_file, summary)
+    if target.is_dir():
+        write_run_report(handle.directory, samples=False)  # the page shows the new metrics
     return Evaluation(report, task)
