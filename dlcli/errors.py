@@ -30,3 +30,9 @@ class DataError(ConfigError):
 
 class TrainingError(DlcliError):
     """Training could not go on (for example the loss became NaN). Exit code 1."""
+
+
+class RunLockedError(DlcliError):
+    """Another process is training into the same run directory. Exit code 3."""
+
+    exit_code = 3

@@ -16,6 +16,7 @@ from typing import Any
 
 from dlcli import __version__
 from dlcli.errors import ConfigError
+from dlcli.run_lock import LOCK_FILE, RunLock
 
 PIPELINE_FILE = "pipeline.yaml"
 MODEL_FILE = "model.keras"
@@ -23,6 +24,8 @@ HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 META_FILE = "run.json"
 LOG_FILE = "train.log"
+# run.json `status`: `running` from the header on; how training ended once it has.
+RUNNING, FINISHED, FAILED, INTERRUPTED = "running", "finished", "failed", "interrupted"
 
 
 def new_run_dir(name: str, root: Path = Path("runs"), output: Path | None = None) -> Path:
@@ -45,6 +48,32 @@ def new_run_dir(name: str, root: Path = Path("runs"), output: Path | None = None
             return candidate
         except FileExistsError:
             continue
+
+
+def claim_run_dir(
+    name: str, root: Path = Path("runs"), output: Path | None = None, *, wait: bool = False
+) -> tuple[Path, RunLock]:
+    """A new run directory (as `new_run_dir`), locked for this process. A fixed `output` is
+    checked for emptiness only once the lock is held, so two processes given the same
+    `--output` never both write it: the second meets the lock (exit 3) or a full directory."""
+    if output is None:
+        run_dir = new_run_dir(name, root)
+        return run_dir, RunLock.acquire(run_dir, wait=wait)
+    lock = RunLock.acquire(output, wait=wait, create=True)
+    if any(p.name != LOCK_FILE for p in output.iterdir()):
+        lock.release()
+        raise ConfigError(
+            f"Output directory is not empty: {output}",
+            hint="choose a new --output, or resume that run with --resume",
+        )
+    return output, lock
+
+
+def lock_run(run_dir: Path, *, wait: bool = False) -> RunLock | None:
+    """Lock an existing run to resume it; None when `run_dir` is no run (resume says why)."""
+    if not (run_dir / PIPELINE_FILE).is_file():
+        return None
+    return RunLock.acquire(run_dir, wait=wait)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -103,6 +132,8 @@ def run_metadata(pipeline_path: Path | None) -> dict[str, Any]:
         "python": platform.python_version(),
         "host": platform.node(),
         "pipeline_file": str(pipeline_path) if pipeline_path else None,
+        "pid": os.getpid(),
+        "status": RUNNING,
     }
 
 
@@ -113,9 +144,19 @@ def write_run_header(run_dir: Path, config: Any, pipeline_path: Path | None) -> 
 
 
 def dump_pipeline(config: Any) -> str:
+    """The resolved pipeline as YAML: environment variables already substituted, and any
+    literal `${` written `$${`, so that loading it again gives the same values."""
     import yaml
 
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    return yaml.safe_dump(_escape_env_refs(config.model_dump(mode="json")), sort_keys=False)
+
+
+def _escape_env_refs(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _escape_env_refs(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape_env_refs(v) for v in value]
+    return value.replace("${", "$${") if isinstance(value, str) else value
 
 
 def record_resume(run_dir: Path, config: Any, changes: list[str]) -> None:
@@ -130,6 +171,26 @@ def record_resume(run_dir: Path, config: Any, changes: list[str]) -> None:
             "changed": changes,
         }
     )
+    meta.update(status=RUNNING, pid=os.getpid())
+    for key in ("finished_at", "error"):
+        meta.pop(key, None)
+    atomic_write_json(meta_file, meta)
+
+
+def record_outcome(run_dir: Path, error: BaseException | None) -> None:
+    """run.json says how training ended: finished, failed (with the message) or interrupted.
+    A run whose status stays `running` while nobody holds its lock was killed."""
+    meta_file = run_dir / META_FILE
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    meta["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if error is None:
+        meta["status"] = FINISHED
+    elif isinstance(error, KeyboardInterrupt):
+        meta["status"] = INTERRUPTED
+    else:
+        meta["status"] = FAILED
+        message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+        meta["error"] = (str(message).strip().splitlines() or [""])[0][:500]
     atomic_write_json(meta_file, meta)
 
 

@@ -45,31 +45,40 @@ def train(
     runs_dir: Path = Path("runs"),
     resume: Path | None = None,
     show_progress: bool = True,
+    wait_lock: bool = False,
 ) -> TrainResult:
-    """Train `pipeline` into a new run directory, or resume the run `resume`."""
+    """Train `pipeline` into a new run directory, or resume the run `resume`.
+
+    The chief holds the run directory's lock while it trains: a second process meeting it
+    stops with RunLockedError (exit 3), or with `wait_lock` waits for it.
+    """
     from dlcli.train.strategy import is_chief_process
 
     chief = is_chief_process()
     fresh = False  # this call made the run directory: a config error removes it again
+    lock: runs.RunLock | None = None
     if resume is not None:
+        lock = runs.lock_run(resume, wait=wait_lock) if chief else None
         config, run_dir = _prepare_resume(resume, pipeline, overrides, write=chief)
     else:
         config = _load(pipeline, overrides)
         if chief:
             fresh = output is None or not output.exists() or not any(output.iterdir())
-            run_dir = runs.new_run_dir(config.name, runs_dir, output)
+            run_dir, lock = runs.claim_run_dir(config.name, runs_dir, output, wait=wait_lock)
             runs.write_run_header(run_dir, config, pipeline)
     if not chief:
         # Only the chief writes artifacts; other workers keep theirs in a scratch directory.
         run_dir = Path(tempfile.mkdtemp(prefix="dlcli-worker-"))
     handler: Any = log_to_file(run_dir / runs.LOG_FILE)
     discard: Path | None = None
+    error: BaseException | None = None
     try:
         log.info("run directory %s", run_dir)
         from dlcli.train.run import train_pipeline
 
         summary = train_pipeline(config, run_dir, resume=resume, show_progress=show_progress)
     except BaseException as exc:
+        error = exc
         # The run log keeps the full story; the terminal gets the short message.
         handler.stream.write("".join(traceback.format_exception(exc)))
         if isinstance(exc, ConfigError) and fresh:
@@ -83,6 +92,12 @@ def train(
             shutil.rmtree(run_dir, ignore_errors=True)
         elif discard is not None and not (discard / "checkpoints").exists():
             shutil.rmtree(discard, ignore_errors=True)
+        if lock is not None:
+            lock.finish(error)
+    if chief:  # after run.json says how training ended; a report never fails the run
+        from dlcli.report.html import write_run_report
+
+        write_run_report(run_dir)
     return TrainResult(run_dir, summary, config, chief)
 
 
@@ -100,6 +115,7 @@ def run(
     output: Path | None = None,
     runs_dir: Path = Path("runs"),
     show_progress: bool = True,
+    wait_lock: bool = False,
 ) -> RunResult:
     """Train, evaluate (on `evaluate.split`, or validation when that split is empty) and export.
 
@@ -107,9 +123,15 @@ def run(
     """
     from dlcli.evaluate import evaluate_run
     from dlcli.export import export_run
+    from dlcli.report.html import write_run_report
 
     trained = train(
-        pipeline, overrides, output=output, runs_dir=runs_dir, show_progress=show_progress
+        pipeline,
+        overrides,
+        output=output,
+        runs_dir=runs_dir,
+        show_progress=show_progress,
+        wait_lock=wait_lock,
     )
     result = RunResult(trained)
     if not trained.chief:
@@ -125,6 +147,7 @@ def run(
             )
         result.evaluation = evaluate_run(trained.run_dir, split=split)
     result.exported = export_run(trained.run_dir, trained.config.export.formats)
+    write_run_report(trained.run_dir, samples=False)  # now listing the exports too
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -10,8 +11,14 @@ import traceback
 import typer
 
 from dlcli import __version__
-from dlcli.cli import config_cmds, info_cmds, train_cmds
+from dlcli.cli import batch_cmds, config_cmds, info_cmds, runs_cmds, train_cmds, tune_cmds
 from dlcli.errors import DlcliError
+
+EXIT_CODES = (
+    "Exit codes: 0 success; 1 a failure at run time; 2 a usage, pipeline or data error; "
+    "3 the run directory is locked by another process; 130 interrupted (Ctrl-C, SIGTERM). "
+    "`batch` exits with the largest code of its pipelines."
+)
 
 app = typer.Typer(
     name="dlcli",
@@ -20,10 +27,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXIT_CODES,
 )
 config_cmds.register(app)
 train_cmds.register(app)
 info_cmds.register(app)
+batch_cmds.register(app)
+runs_cmds.register(app)
+tune_cmds.register(app)
 
 
 def _version(value: bool) -> None:
@@ -55,6 +66,9 @@ def report_error(exc: DlcliError) -> None:
     from rich.markup import escape
 
     from dlcli import console
+    from dlcli.cli.logs import log_error
+
+    log_error(exc.message + (f" (hint: {exc.hint})" if exc.hint else ""))
 
     err = console.err()
     # Messages quote the user's values ("[min, max]", "[[2, 2]]"): never read them as markup.
@@ -64,10 +78,17 @@ def report_error(exc: DlcliError) -> None:
         err.print(f"  [bold]hint:[/] {escape(exc.hint)}", markup=True, soft_wrap=True)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # `docker stop`, `timeout`, a scheduler: unwind as Ctrl-C does, so the run records
+    # `interrupted` and its lock is let go, rather than dying mid-write.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        app()
+        app(prog_name="dlcli")  # completion scripts name `dlcli`, even through `python -m`
     except DlcliError as exc:
         report_error(exc)
         sys.exit(exc.exit_code)

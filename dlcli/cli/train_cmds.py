@@ -10,16 +10,25 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from dlcli.cli.options import JsonOpt, PipelineArg, QuietOpt, RunArg, SetOpt
+from dlcli.cli.options import (
+    JsonOpt,
+    LogFileOpt,
+    PipelineArg,
+    PrecisionOpt,
+    QuietOpt,
+    RunArg,
+    RunsOpt,
+    SetOpt,
+    StrategyOpt,
+    WaitLockOpt,
+    train_overrides,
+)
 
 PANEL = "Training and inference"
 
 OutputOpt = Annotated[
     Optional[Path],
     typer.Option("--output", "-o", help="Run directory to create (default: RUNS/NAME/N)."),
-]
-RunsOpt = Annotated[
-    Path, typer.Option("--runs-dir", help="Folder that holds the runs of every pipeline.")
 ]
 
 
@@ -43,16 +52,26 @@ def train(
             metavar="RUN",
         ),
     ] = None,
+    strategy: StrategyOpt = None,
+    precision: PrecisionOpt = None,
+    wait_lock: WaitLockOpt = False,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
+    log_file: LogFileOpt = None,
 ) -> None:
     """Train a pipeline into a new run directory, or resume a run."""
     from dlcli import console, workflow
-    from dlcli.cli.logs import setup_logging
 
-    setup_logging(quiet)
+    overrides = train_overrides(set_, strategy, precision)
+    _start(quiet, log_file, None if resume else pipeline, overrides)
     result = workflow.train(
-        pipeline, set_, output=output, runs_dir=runs_dir, resume=resume, show_progress=not quiet
+        pipeline,
+        overrides,
+        output=output,
+        runs_dir=runs_dir,
+        resume=resume,
+        show_progress=not quiet,
+        wait_lock=wait_lock,
     )
     _print_summary(result.summary)
     if result.chief:
@@ -105,6 +124,18 @@ def evaluate(
     )
     _print_lines(result.lines())
     _emit_json(json_, result.report)
+
+
+def report(
+    run: Annotated[Path, typer.Argument(help="Run directory (runs/NAME/N).", metavar="RUN")],
+) -> None:
+    """Write (or refresh) RUN/report.html: one self-contained page about the run."""
+    from dlcli import console
+    from dlcli.cli.logs import setup_logging
+    from dlcli.report.html import build_run_report
+
+    setup_logging()
+    console.err().print(f"[green]wrote[/] {build_run_report(run)}")
 
 
 PredictJsonOpt = Annotated[
@@ -287,26 +318,35 @@ def export(
     formats: Annotated[
         Optional[list[str]],
         typer.Option(
-            "--format", "-f", help="keras, saved_model or tflite (default: export.formats)"
+            "--format",
+            "-f",
+            help="keras, saved_model, tflite, tflite_int8 or onnx; repeat it for several "
+            "(default: export.formats)",
         ),
     ] = None,
     output: Annotated[
         Optional[Path], typer.Option("--output", "-o", help="Folder (default: RUN/export).")
     ] = None,
 ) -> None:
-    """Export a run's model for serving."""
+    """Export a run's model for serving: Keras, SavedModel, TFLite (float32, int8) or ONNX."""
     from dlcli import console
-    from dlcli.export import export_run
+    from dlcli.config.schema import EXPORT_FORMATS
 
-    formats = formats or _pipeline_of(run).export.formats
-    bad = [f for f in formats if f not in ("keras", "saved_model", "tflite")]
+    bad = [f for f in formats or [] if f not in EXPORT_FORMATS]
     if bad:
         from dlcli.errors import ConfigError
+        from dlcli.registry import did_you_mean
 
         raise ConfigError(
             f"Invalid value for option `--format`. Received: {bad[0]}. "
-            "Expected keras, saved_model or tflite."
+            f"Expected one of: {', '.join(EXPORT_FORMATS)}.",
+            hint=did_you_mean(bad[0], list(EXPORT_FORMATS)),
         )
+    from dlcli.cli.logs import setup_logging
+    from dlcli.export import export_run
+
+    setup_logging()
+    formats = formats or _pipeline_of(run).export.formats
     for fmt, path in export_run(run, formats, output).items():
         console.err().print(f"[green]exported[/] {fmt}: {path}")
 
@@ -316,15 +356,26 @@ def run(
     set_: SetOpt = None,
     output: OutputOpt = None,
     runs_dir: RunsOpt = Path("runs"),
+    strategy: StrategyOpt = None,
+    precision: PrecisionOpt = None,
+    wait_lock: WaitLockOpt = False,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
+    log_file: LogFileOpt = None,
 ) -> None:
     """Train, evaluate on the test split and export, in one go."""
     from dlcli import console, workflow
-    from dlcli.cli.logs import setup_logging
 
-    setup_logging(quiet)
-    result = workflow.run(pipeline, set_, output=output, runs_dir=runs_dir, show_progress=not quiet)
+    overrides = train_overrides(set_, strategy, precision)
+    _start(quiet, log_file, pipeline, overrides)
+    result = workflow.run(
+        pipeline,
+        overrides,
+        output=output,
+        runs_dir=runs_dir,
+        show_progress=not quiet,
+        wait_lock=wait_lock,
+    )
     _print_summary(result.train.summary)
     for note in result.notes:
         console.err().print(f"[yellow]note:[/] {note}")
@@ -344,6 +395,19 @@ def run(
             "notes": result.notes,
         },
     )
+
+
+def _start(quiet: bool, log_file: Path | None, pipeline: Path | None, overrides: list[str]) -> None:
+    """Logging, then the pipeline checked (a mistyped path or key is reported in a second,
+    not after TensorFlow's import), then TensorFlow."""
+    from dlcli.cli.logs import setup_logging
+    from dlcli.config.loader import load_pipeline
+    from dlcli.tfenv import import_tensorflow
+
+    setup_logging(quiet, log_file, tensorflow=False)
+    if pipeline is not None:
+        load_pipeline(pipeline, overrides)
+    import_tensorflow()
 
 
 def _pipeline_of(run_dir: Path) -> Any:
@@ -373,5 +437,5 @@ def _print_lines(lines: list[Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    for command in (train, evaluate, predict, embed, generate, run, export):
+    for command in (train, evaluate, report, predict, embed, generate, run, export):
         app.command(rich_help_panel=PANEL)(command)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import types
 import typing
@@ -52,8 +53,8 @@ def load_pipeline_text(
         recursive = find_recursive_alias(text)
         if recursive is not None:
             raise _recursive_alias_error(recursive, name, text)
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = _construct(_interpolate_env(node, name, text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
@@ -91,7 +92,85 @@ def load_pipeline_text(
         loc = ("train", "early_stopping", "monitor")
         where, snippet = _where(loc, name, _line_index(node), parsed, text)
         raise ConfigError(f"{where}: {message}" + snippet, hint=hint)
+    if getattr(config, "tune", None) is not None:
+        from dlcli.config.tune import check_tune
+
+        check_tune(
+            config,
+            locate=lambda loc: _where(loc, name, _line_index(node), parsed, text),
+            load=lambda more: load_pipeline_text(
+                text, source=source, overrides=[*(overrides or []), *more]
+            ),
+        )
     return LoadedPipeline(config=config, path=source, raw=data)
+
+
+ENV_REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")  # $${ escapes, ${...}, a lone ${
+STR_TAG = "tag:yaml.org,2002:str"
+ENV_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(:-(.*))?$", re.DOTALL)
+
+
+def _interpolate_env(node: yaml.Node | None, source: str, text: str) -> yaml.Node | None:
+    """Replace `${VAR}` and `${VAR:-default}` in string values by the environment's values,
+    before the schema sees them (`$${` is a literal `${`). A value written without quotes is
+    typed again afterwards, like any YAML scalar: `epochs: ${EPOCHS:-3}` is the number 3;
+    quote it (`"${X}"`) to keep a string. Keys are never substituted."""
+    resolver = yaml.SafeLoader("")
+    seen: set[int] = set()  # an aliased node is one node: substitute it once
+
+    def walk(n: yaml.Node, loc: Loc) -> None:
+        if id(n) in seen:
+            return
+        seen.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            for key_node, value_node in n.value:
+                walk(value_node, (*loc, str(key_node.value)))
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                walk(item, (*loc, str(i)))
+        elif isinstance(n, yaml.ScalarNode) and n.tag == STR_TAG and "${" in n.value:
+            n.value = ENV_REFERENCE.sub(lambda m: _env_value(m, n, loc, source, text), n.value)
+            if n.style is None:  # plain: typed like the text it now holds
+                n.tag = resolver.resolve(yaml.ScalarNode, n.value, (True, False))
+
+    if node is not None:
+        walk(node, ())
+    return node
+
+
+def _env_value(match: re.Match[str], node: yaml.Node, loc: Loc, source: str, text: str) -> str:
+    if match.group(0) == "$${":
+        return "${"
+    line, col = node.start_mark.line + 1, node.start_mark.column + 1
+    source_line = text.splitlines()[line - 1] if text else ""
+    snippet = f"\n  {line:>4} | {source_line}\n       | {' ' * (col - 1)}^"
+    where, key = f"{source}:{line}:{col}", ".".join(loc) or "(top level)"
+    parsed = ENV_NAME.match(match.group(1) or "")
+    if parsed is None:
+        raise ConfigError(
+            f"{where}: invalid environment reference in `{key}`: `{match.group(0)}`. "
+            "Expected ${NAME} or ${NAME:-default}." + snippet,
+            hint="write $${ for a literal ${",
+        )
+    name, default = parsed.group(1), parsed.group(3)
+    value = os.environ.get(name)
+    if value is None or (value == "" and default is not None):  # as the shell's ${X:-d}
+        if default is None:
+            raise ConfigError(
+                f"{where}: `{key}` uses the environment variable `{name}`, which is not set."
+                + snippet,
+                hint=f"set it (`export {name}=...`), or give a default: ${{{name}:-VALUE}}",
+            )
+        return default
+    return value
+
+
+def _construct(node: yaml.Node | None) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return None if node is None else loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def _recursive_alias_error(found: RecursiveAlias, source: str, text: str) -> ConfigError:
