@@ -95,13 +95,18 @@ def accuracy_table(work: Path, builders: dict[str, list[str]], seeds: list[int])
             print(f"| {label} | **mean** | | **{np.mean(scores):.4f}** (min {min(scores):.4f}) | |")
 
 
-def loso_table(work: Path) -> None:
+def loso_table(work: Path, sets: list[str]) -> None:
+    """Each speaker held out in turn; `sets`: extra `--set` overrides (e.g. a front-end option
+    to compare against the pipeline as it is)."""
+    if sets:
+        print(f"\nwith --set {' --set '.join(sets)}")
     print("\n| held-out speaker | test accuracy |")
     print("| --- | ---: |")
     pipeline = REPO / "pipelines" / "fsdd_loso.yaml"
     scores = []
     for speaker in SPEAKERS:
-        command = ["run", str(pipeline), "--quiet", "--set", f"data.split_rule.test={speaker}"]
+        extra = [f"data.split_rule.test={speaker}", *sets]
+        command = ["run", str(pipeline), "--quiet", *(a for s in extra for a in ("--set", s))]
         document, _ = dlcli_json(command, work)
         scores.append(document["evaluation"]["accuracy"])
         print(f"| {speaker} | {scores[-1]:.4f} |", flush=True)
@@ -132,6 +137,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--accuracy", action="store_true", help="train each builder (slow)")
     parser.add_argument("--loso", action="store_true", help="six leave-one-out runs (slow)")
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], help="--loso: an extra override"
+    )
     parser.add_argument("--seeds", default="42", help="--accuracy: comma-separated seeds")
     parser.add_argument("--builders", default=",".join(BUILDERS), help="--accuracy: which")
     parser.add_argument("--quick", action="store_true", help="skip the front-end and step timing")
@@ -145,7 +153,7 @@ def main() -> None:
             chosen = {k: v for k, v in BUILDERS.items() if k in args.builders.split(",")}
             accuracy_table(Path(work), chosen, [int(s) for s in args.seeds.split(",")])
         if args.loso:
-            loso_table(Path(work))
+            loso_table(Path(work), args.sets)
 
 
 if __name__ == "__main__":
