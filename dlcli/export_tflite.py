@@ -111,13 +111,15 @@ def calibration_examples(handle: runs.RunHandle, model: Any, count: int) -> list
     source = create_dataset(cfg.data, seed=cfg.seed)
     data = create_task(cfg.task, source.spec, run_dir=handle.directory).adapt_data(source)
     split, size = data.split("train"), data.sizes["train"]
-    step = max(1, size // count)
+    # Evenly spaced through the whole split (it is stored class by class): every class is seen.
+    wanted = set(np.linspace(0, max(size - 1, 0), min(count, size)).round().astype(int).tolist())
+    step = max(1, round(size / max(len(wanted), 1)))
     examples: list[list[Any]] = []
     for index, element in enumerate(split.as_numpy_iterator()):
-        if index % step == 0:
+        if index in wanted:
             features = element[0] if isinstance(element, tuple) else element
             examples.append([np.asarray(features, model.inputs[0].dtype)[None]])
-        if len(examples) == count:
+        if len(examples) == len(wanted):
             break
     _check_takes(model, examples[0][0])
     log.info(

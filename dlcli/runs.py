@@ -59,13 +59,22 @@ def claim_run_dir(
     if output is None:
         run_dir = new_run_dir(name, root)
         return run_dir, RunLock.acquire(run_dir, wait=wait)
+
+    def refuse_if_full() -> None:
+        if output.is_dir() and any(p.name != LOCK_FILE for p in output.iterdir()):
+            raise ConfigError(
+                f"Output directory is not empty: {output}",
+                hint="choose a new --output, or resume that run with --resume",
+            )
+
+    if not (output / LOCK_FILE).exists():
+        refuse_if_full()  # before locking: no lock file is left in someone else's folder
     lock = RunLock.acquire(output, wait=wait, create=True)
-    if any(p.name != LOCK_FILE for p in output.iterdir()):
+    try:
+        refuse_if_full()  # again, now that no other process can be filling it
+    except ConfigError:
         lock.release()
-        raise ConfigError(
-            f"Output directory is not empty: {output}",
-            hint="choose a new --output, or resume that run with --resume",
-        )
+        raise
     return output, lock
 
 
@@ -151,12 +160,20 @@ def dump_pipeline(config: Any) -> str:
     return yaml.safe_dump(_escape_env_refs(config.model_dump(mode="json")), sort_keys=False)
 
 
-def _escape_env_refs(value: Any) -> Any:
+def read_saved_pipeline(text: str) -> Any:
+    """A `dump_pipeline` text back as plain data, its `$${` read as the `${` they stand for:
+    what resume and tune compare with, and what `runs compare` and the report show."""
+    import yaml
+
+    return _escape_env_refs(yaml.safe_load(text), ("$${", "${"))
+
+
+def _escape_env_refs(value: Any, swap: tuple[str, str] = ("${", "$${")) -> Any:
     if isinstance(value, dict):
-        return {k: _escape_env_refs(v) for k, v in value.items()}
+        return {k: _escape_env_refs(v, swap) for k, v in value.items()}
     if isinstance(value, list):
-        return [_escape_env_refs(v) for v in value]
-    return value.replace("${", "$${") if isinstance(value, str) else value
+        return [_escape_env_refs(v, swap) for v in value]
+    return value.replace(*swap) if isinstance(value, str) else value
 
 
 def record_resume(run_dir: Path, config: Any, changes: list[str]) -> None:

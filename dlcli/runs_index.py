@@ -71,6 +71,8 @@ def list_runs(root: Path, pattern: str = "*") -> list[RunInfo]:
 
 
 def _is_run(folder: Path) -> bool:
+    if (folder / "keras_tuner").is_dir():  # a `dlcli tune` folder: its trials are the runs
+        return False
     return (folder / META_FILE).is_file() or (folder / PIPELINE_FILE).is_file()
 
 
@@ -267,8 +269,10 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _read_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
+    from dlcli.runs import read_saved_pipeline
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_saved_pipeline(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -105,7 +105,6 @@ def plan_tune(
 
 def _can_resume(directory: Path, config: Any) -> bool:
     """False for a new search; True for the same search again (tune.max_trials may change)."""
-    import yaml
 
     from dlcli.train.resume import changed_keys
 
@@ -117,7 +116,7 @@ def _can_resume(directory: Path, config: Any) -> bool:
             f"{directory} is not empty and holds no tune ({runs.PIPELINE_FILE} is missing).",
             hint="choose another --output",
         )
-    before = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    before = runs.read_saved_pipeline(saved.read_text(encoding="utf-8"))
     changes = changed_keys(before, config.model_dump(mode="json"))
     unsafe = [k for k in changes if k != "tune.max_trials"]
     if unsafe:

@@ -27,6 +27,7 @@ class TrainResult:
     summary: dict[str, Any]
     config: Any
     chief: bool
+    lock: Any = None  # with `hold_lock`: the run's lock, for the caller to finish
 
 
 @dataclass
@@ -46,26 +47,35 @@ def train(
     resume: Path | None = None,
     show_progress: bool = True,
     wait_lock: bool = False,
+    hold_lock: bool = False,
 ) -> TrainResult:
     """Train `pipeline` into a new run directory, or resume the run `resume`.
 
     The chief holds the run directory's lock while it trains: a second process meeting it
-    stops with RunLockedError (exit 3), or with `wait_lock` waits for it.
+    stops with RunLockedError (exit 3), or with `wait_lock` waits for it. `hold_lock`: a
+    trained run keeps it, in the result, for the caller's later steps (`run`: evaluate, export).
     """
     from dlcli.train.strategy import is_chief_process
 
     chief = is_chief_process()
     fresh = False  # this call made the run directory: a config error removes it again
     lock: runs.RunLock | None = None
-    if resume is not None:
-        lock = runs.lock_run(resume, wait=wait_lock) if chief else None
-        config, run_dir = _prepare_resume(resume, pipeline, overrides, write=chief)
-    else:
-        config = _load(pipeline, overrides)
-        if chief:
-            fresh = output is None or not output.exists() or not any(output.iterdir())
-            run_dir, lock = runs.claim_run_dir(config.name, runs_dir, output, wait=wait_lock)
-            runs.write_run_header(run_dir, config, pipeline)
+    try:
+        if resume is not None:
+            lock = runs.lock_run(resume, wait=wait_lock) if chief else None
+            config, run_dir = _prepare_resume(resume, pipeline, overrides, write=chief)
+        else:
+            config = _load(pipeline, overrides)
+            if chief:
+                fresh = output is None or not output.exists() or not any(output.iterdir())
+                run_dir, lock = runs.claim_run_dir(config.name, runs_dir, output, wait=wait_lock)
+                runs.write_run_header(run_dir, config, pipeline)
+    except BaseException:
+        if lock is not None:  # refused before training: let go, and leave no half-made run
+            lock.release()
+            if fresh and not (lock.run_dir / "checkpoints").exists():
+                shutil.rmtree(lock.run_dir, ignore_errors=True)
+        raise
     if not chief:
         # Only the chief writes artifacts; other workers keep theirs in a scratch directory.
         run_dir = Path(tempfile.mkdtemp(prefix="dlcli-worker-"))
@@ -92,13 +102,13 @@ def train(
             shutil.rmtree(run_dir, ignore_errors=True)
         elif discard is not None and not (discard / "checkpoints").exists():
             shutil.rmtree(discard, ignore_errors=True)
-        if lock is not None:
+        if lock is not None and (error is not None or not hold_lock):
             lock.finish(error)
     if chief:  # after run.json says how training ended; a report never fails the run
         from dlcli.report.html import write_run_report
 
         write_run_report(run_dir)
-    return TrainResult(run_dir, summary, config, chief)
+    return TrainResult(run_dir, summary, config, chief, lock if hold_lock else None)
 
 
 def log_to_file(path: Path) -> logging.Handler:
@@ -121,8 +131,6 @@ def run(
 
     A non-chief worker only trains: the chief evaluates and exports the shared result.
     """
-    from dlcli.evaluate import evaluate_run
-    from dlcli.export import export_run
     from dlcli.report.html import write_run_report
 
     trained = train(
@@ -132,11 +140,29 @@ def run(
         runs_dir=runs_dir,
         show_progress=show_progress,
         wait_lock=wait_lock,
+        hold_lock=True,
     )
     result = RunResult(trained)
     if not trained.chief:
         result.notes.append("worker process: the chief evaluates and exports")
         return result
+    error: BaseException | None = None
+    try:  # the run stays locked (and `running`) until its exports are written
+        _evaluate_and_export(trained, result)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        if trained.lock is not None:
+            trained.lock.finish(error)
+        write_run_report(trained.run_dir, samples=False)  # its metrics, exports and status
+    return result
+
+
+def _evaluate_and_export(trained: TrainResult, result: RunResult) -> None:
+    from dlcli.evaluate import evaluate_run
+    from dlcli.export import export_run
+
     split = _evaluation_split(trained)
     if split is None:
         result.notes.append("evaluation skipped: the test and validation splits are empty")
@@ -147,8 +173,6 @@ def run(
             )
         result.evaluation = evaluate_run(trained.run_dir, split=split)
     result.exported = export_run(trained.run_dir, trained.config.export.formats)
-    write_run_report(trained.run_dir, samples=False)  # now listing the exports too
-    return result
 
 
 def _evaluation_split(trained: TrainResult) -> str | None:
@@ -173,8 +197,6 @@ def _prepare_resume(
 ) -> tuple[Any, Path]:
     """The run's own pipeline (or PIPELINE) with overrides applied, checked against the
     original: changes the checkpoint cannot follow are refused."""
-    import yaml
-
     from dlcli.config.loader import load_pipeline
     from dlcli.train.resume import check_resume_changes
 
@@ -186,7 +208,7 @@ def _prepare_resume(
             hint="pass a directory written by `dlcli train`, e.g. runs/NAME/N",
         )
     config = load_pipeline(pipeline or saved, overrides).config
-    before = yaml.safe_load(saved.read_text())
+    before = runs.read_saved_pipeline(saved.read_text())
     changes = check_resume_changes(
         before, config.model_dump(mode="json"), extra_safe=config.task.resumable_keys()
     )

@@ -121,6 +121,15 @@ def test_list_reads_status_epochs_metrics_and_time_newest_first(store: Path):
     assert [i.name for i in list_runs(store, "speech*")] == ["speech/1"]
 
 
+def test_a_tune_folder_lists_its_trials_not_itself(store: Path):
+    tune = store / "digits-tune"
+    make_run(store, "digits-tune", 1, started="2026-01-05T10:00:00+00:00", summary=SUMMARY)
+    (tune / "keras_tuner").mkdir()
+    (tune / "pipeline.yaml").write_text("name: digits\n")  # what `dlcli tune` keeps there
+    names = [info.name for info in list_runs(store)]
+    assert names[0] == "digits-tune/1" and "digits-tune" not in names
+
+
 def test_a_run_whose_lock_is_held_is_running(store: Path):
     run_dir = store / "digits" / "3"
     lock = RunLock.acquire(run_dir)
@@ -240,6 +249,15 @@ def test_a_lock_held_by_another_process_fails_at_once_or_is_waited_for(tmp_path:
     assert got, "--wait-lock never got the lock"
     got[0].finish(None)
     assert json.loads((run_dir / runs.META_FILE).read_text())["status"] == "finished"
+
+
+def test_a_full_output_folder_is_refused_without_a_lock_file_left_in_it(tmp_path: Path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "cat.jpg").write_bytes(b"not yours to touch")
+    with pytest.raises(ConfigError, match="not empty"):
+        runs.claim_run_dir("x", tmp_path, folder)
+    assert [p.name for p in folder.iterdir()] == ["cat.jpg"]
 
 
 def test_run_json_records_how_training_ended(tmp_path: Path):

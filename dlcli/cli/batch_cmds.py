@@ -51,9 +51,11 @@ def batch(
     """
     from dlcli.batch import expand_pipelines, run_batch
     from dlcli.cli.logs import setup_logging
+    from dlcli.tfenv import import_tensorflow
 
+    setup_logging(quiet, log_file, tensorflow=False)  # a usage error reaches --log-file too
     paths = expand_pipelines(pipelines)
-    setup_logging(quiet, log_file)
+    import_tensorflow()
     result = run_batch(
         paths,
         train_overrides(set_, strategy, precision),

@@ -93,6 +93,9 @@ def main() -> None:
         report_error(exc)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
+        from dlcli.cli.logs import log_error
+
+        log_error("interrupted (Ctrl-C or SIGTERM): exit code 130")
         sys.exit(130)
     except Exception as exc:  # a runtime failure (TensorFlow, I/O): explain, keep the trace aside
         if os.environ.get("DLCLI_DEBUG"):

@@ -104,6 +104,8 @@ def test_the_saved_pipeline_holds_the_values_and_loads_back_the_same(env: pytest
     assert data["data"]["path"] == "/x/$${NOT_A_REFERENCE}/digits"
     again = load(saved, source=Path("/run/pipeline.yaml"))
     assert again.model_dump() == cfg.model_dump()
+    # What resume, tune and `runs compare` read: the values as used, so nothing looks changed.
+    assert runs.read_saved_pipeline(saved) == cfg.model_dump(mode="json")
 
 
 def test_validate_with_variables_does_not_import_tensorflow(tmp_path: Path):
