@@ -130,7 +130,8 @@ def _interpolate_env(node: yaml.Node | None, source: str, text: str) -> yaml.Nod
                 walk(item, (*loc, str(i)))
         elif isinstance(n, yaml.ScalarNode) and n.tag == STR_TAG and "${" in n.value:
             n.value = ENV_REFERENCE.sub(lambda m: _env_value(m, n, loc, source, text), n.value)
-            if n.style is None:  # plain: typed like the text it now holds
+            explicit = text[n.start_mark.index : n.start_mark.index + 1] == "!"  # `!!str ${N}`
+            if n.style is None and not explicit:  # plain: typed like the text it now holds
                 n.tag = resolver.resolve(yaml.ScalarNode, n.value, (True, False))
 
     if node is not None:

@@ -93,6 +93,13 @@ def test_keys_are_not_substituted_and_values_only_once(env: pytest.MonkeyPatch):
     assert data == {"a": "${EPOCHS}/1", "b": "${EPOCHS}/1"}
 
 
+def test_an_explicit_tag_keeps_its_type(env: pytest.MonkeyPatch):
+    env.setenv("N", "010")
+    node = yaml.compose("a: !!str ${N}\nb: ${N}\n")
+    data = _construct(_interpolate_env(node, "t.yaml", "a: !!str ${N}\nb: ${N}\n"))
+    assert data["a"] == "010" and data["b"] == 8  # YAML 1.1 reads a plain 010 as octal
+
+
 def test_the_saved_pipeline_holds_the_values_and_loads_back_the_same(env: pytest.MonkeyPatch):
     env.setenv("RUN_NAME", "saved")
     env.setenv("DATA_ROOT", "/x/${NOT_A_REFERENCE}")  # kept literally, saved as $${
