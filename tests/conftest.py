@@ -130,6 +130,29 @@ def run_workers(*args: str | Path, cwd: Path, workers: int = 2) -> list[CliResul
     return [CliResult(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
 
 
+HEAVY_MODULES = ("tensorflow", "keras", "matplotlib", "keras_tuner")
+
+
+def run_light(
+    *commands: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run each dlcli command line in one fresh interpreter, as `dlcli` would, and fail (the
+    process exits non-zero) when a command fails or any of HEAVY_MODULES got imported: what
+    keeps `--help`, `validate` and the run listings instant."""
+    code = (
+        "import sys, runpy\n"
+        f"for args in {[list(map(str, c)) for c in commands]!r}:\n"
+        "    sys.argv = ['dlcli', *args]\n"
+        "    try:\n        runpy.run_module('dlcli', run_name='__main__')\n"
+        "    except SystemExit as e:\n        assert not e.code, (args, e.code)\n"
+        f"loaded = [m for m in {HEAVY_MODULES!r} if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env
+    )
+
+
 def assert_no_traceback(result: CliResult) -> None:
     assert "Traceback" not in result.stderr, result.stderr
     assert "Traceback" not in result.stdout, result.stdout
@@ -165,6 +188,24 @@ def write_pipeline(path: Path, data_path: Path, **sections: str) -> Path:
     blocks.update(sections)
     path.write_text("".join(blocks.values()))
     return path
+
+
+def knn_anomaly_pipeline(path: Path, data_path: Path) -> Path:
+    """Anomaly detection with digit 0 as normal: kNN on an untrained MobileNet 0.25's features
+    (nothing to train by gradient descent, so it runs in seconds)."""
+    return write_pipeline(
+        path,
+        data_path,
+        data=(
+            f"data:\n  type: image_folder\n  path: {data_path}\n  image_size: [32, 32]\n"
+            "  split: {validation: 0.2, test: 0.3}\n"
+        ),
+        model=(
+            "model: {type: transfer, backbone: MobileNet, weights: none, "
+            "backbone_args: {alpha: 0.25}}\n"
+            "task: {type: anomaly, normal_classes: ['0'], score: knn}\n"
+        ),
+    )
 
 
 @pytest.fixture(scope="session")

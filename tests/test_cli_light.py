@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from dlcli.cli.config_cmds import templates
-from tests.conftest import REPO, assert_no_traceback, run_cli
-
-HEAVY = ("tensorflow", "keras", "matplotlib")
+from tests.conftest import REPO, assert_no_traceback, run_cli, run_light
 
 
 @pytest.mark.parametrize(
@@ -27,15 +23,7 @@ HEAVY = ("tensorflow", "keras", "matplotlib")
     ids=["help", "train-help", "validate", "list", "schema"],
 )
 def test_light_commands_do_not_import_tensorflow(args: list[str]):
-    code = (
-        "import sys, runpy\n"
-        f"sys.argv = ['dlcli', *{args!r}]\n"
-        "try:\n    runpy.run_module('dlcli', run_name='__main__')\n"
-        "except SystemExit as e:\n    assert not e.code, e.code\n"
-        f"loaded = [m for m in {HEAVY!r} if m in sys.modules]\n"
-        "assert not loaded, loaded\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    proc = run_light(args)
     assert proc.returncode == 0, proc.stderr
 
 

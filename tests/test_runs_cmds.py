@@ -23,9 +23,7 @@ from dlcli.cli.options import Precision, Strategy
 from dlcli.errors import ConfigError, RunLockedError
 from dlcli.run_lock import RunLock, is_locked
 from dlcli.runs_index import compare_runs, list_runs
-from tests.conftest import REPO, assert_no_traceback, run_cli
-
-HEAVY = ("tensorflow", "keras", "matplotlib")
+from tests.conftest import REPO, assert_no_traceback, run_cli, run_light
 
 
 def make_run(
@@ -180,19 +178,8 @@ def test_compare_flattens_pipelines_and_subtracts_metrics(tmp_path: Path):
 
 def test_runs_commands_do_not_import_tensorflow(store: Path):
     where = ["--runs-dir", str(store)]
-    for args in (["runs", "list", *where], ["runs", "compare", "digits/1", "digits/2", *where]):
-        code = (
-            "import sys, runpy\n"
-            f"sys.argv = ['dlcli', *{args!r}]\n"
-            "try:\n    runpy.run_module('dlcli', run_name='__main__')\n"
-            "except SystemExit as e:\n    assert not e.code, e.code\n"
-            f"loaded = [m for m in {HEAVY!r} if m in sys.modules]\n"
-            "assert not loaded, loaded\n"
-        )
-        proc = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO
-        )
-        assert proc.returncode == 0, (args, proc.stderr)
+    proc = run_light(["runs", "list", *where], ["runs", "compare", "digits/1", "digits/2", *where])
+    assert proc.returncode == 0, proc.stderr
 
 
 HOLD = """

@@ -12,7 +12,7 @@ import yaml
 from dlcli import runs
 from dlcli.config.loader import _construct, _interpolate_env, load_pipeline_text
 from dlcli.errors import ConfigError
-from tests.conftest import REPO
+from tests.conftest import REPO, run_light
 
 PIPELINE = """\
 name: ${RUN_NAME:-nightly}
@@ -118,22 +118,8 @@ def test_the_saved_pipeline_holds_the_values_and_loads_back_the_same(env: pytest
 def test_validate_with_variables_does_not_import_tensorflow(tmp_path: Path):
     pipeline = tmp_path / "p.yaml"
     pipeline.write_text(PIPELINE)
-    code = (
-        "import sys, runpy\n"
-        f"sys.argv = ['dlcli', 'validate', {str(pipeline)!r}]\n"
-        "try:\n    runpy.run_module('dlcli', run_name='__main__')\n"
-        "except SystemExit as e:\n    assert not e.code, e.code\n"
-        "loaded = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
-        "assert not loaded, loaded\n"
-    )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "DATA_ROOT": str(tmp_path)}
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**env, "EPOCHS": "2"},
-    )
+    proc = run_light(["validate", pipeline], env={**env, "EPOCHS": "2"})
     assert proc.returncode == 0, proc.stderr
     assert "2 epochs" in proc.stderr
     proc = subprocess.run(

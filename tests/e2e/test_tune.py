@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, assert_no_traceback, run_cli, write_pipeline
+from tests.conftest import REPO, assert_no_traceback, run_cli, run_light, write_pipeline
 
 pytestmark = pytest.mark.e2e
 
@@ -145,17 +145,6 @@ def test_unknown_space_key_is_a_config_error(tmp_path: Path, small_digits: Path)
 
 
 def test_tune_help_and_validate_stay_light():
-    code = (
-        "import sys, runpy\n"
-        "for args in (['tune', '--help'], ['validate', sys.argv[1]]):\n"
-        "    sys.argv = ['dlcli', *args]\n"
-        "    try:\n        runpy.run_module('dlcli', run_name='__main__')\n"
-        "    except SystemExit as e:\n        assert not e.code, e.code\n"
-        "loaded = [m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules]\n"
-        "assert not loaded, loaded\n"
-    )
     example = REPO / "pipelines" / "quickstart_tune.yaml"
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(example)], capture_output=True, text=True, cwd=REPO
-    )
+    proc = run_light(["tune", "--help"], ["validate", example])
     assert proc.returncode == 0, proc.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_no_traceback, run_cli, write_pipeline
+from tests.conftest import assert_no_traceback, knn_anomaly_pipeline, run_cli, write_pipeline
 
 CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(
@@ -109,19 +109,7 @@ def test_classification_report_loads_in_chromium_with_its_metrics(
 @pytest.mark.e2e
 @needs_chromium
 def test_anomaly_report_follows_evaluate_and_the_report_command(small_digits: Path, tmp_path: Path):
-    pipeline = write_pipeline(
-        tmp_path / "anomaly.yaml",
-        small_digits,
-        data=(
-            f"data:\n  type: image_folder\n  path: {small_digits}\n  image_size: [32, 32]\n"
-            "  split: {validation: 0.2, test: 0.3}\n"
-        ),
-        model=(
-            "model: {type: transfer, backbone: MobileNet, weights: none, "
-            "backbone_args: {alpha: 0.25}}\n"
-            "task: {type: anomaly, normal_classes: ['0'], score: knn}\n"
-        ),
-    )
+    pipeline = knn_anomaly_pipeline(tmp_path / "anomaly.yaml", small_digits)
     trained = run_cli("train", pipeline, "--json", cwd=tmp_path)
     assert trained.code == 0, trained.stderr
     run = Path(trained.json()["run_dir"])

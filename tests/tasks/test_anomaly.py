@@ -18,7 +18,7 @@ from dlcli.tasks.anomaly import (
     calibrate,
     greedy_coreset,
 )
-from tests.conftest import assert_no_traceback, run_cli, write_pipeline
+from tests.conftest import assert_no_traceback, knn_anomaly_pipeline, run_cli
 
 
 def test_knn_scores_are_exact_distances_and_take_the_worst_patch():
@@ -95,19 +95,7 @@ def test_adapt_data_trains_on_normal_classes_only(small_digits: Path):
 
 @pytest.mark.e2e
 def test_knn_anomaly_run_evaluates_predicts_and_embeds(small_digits: Path, tmp_path: Path):
-    pipeline = write_pipeline(
-        tmp_path / "anomaly.yaml",
-        small_digits,
-        data=(
-            f"data:\n  type: image_folder\n  path: {small_digits}\n  image_size: [32, 32]\n"
-            "  split: {validation: 0.2, test: 0.3}\n"
-        ),
-        model=(
-            "model: {type: transfer, backbone: MobileNet, weights: none, "
-            "backbone_args: {alpha: 0.25}}\n"
-            "task: {type: anomaly, normal_classes: ['0'], score: knn}\n"
-        ),
-    )
+    pipeline = knn_anomaly_pipeline(tmp_path / "anomaly.yaml", small_digits)
     result = run_cli("run", pipeline, "--json", cwd=tmp_path)
     assert result.code == 0, result.stderr
     assert_no_traceback(result)
