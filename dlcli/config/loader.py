@@ -147,10 +147,10 @@ def _env_value(match: re.Match[str], node: yaml.Node, loc: Loc, source: str, tex
     snippet = f"\n  {line:>4} | {source_line}\n       | {' ' * (col - 1)}^"
     where, key = f"{source}:{line}:{col}", ".".join(loc) or "(top level)"
     parsed = ENV_NAME.match(match.group(1) or "")
-    if parsed is None:
+    if parsed is None or "${" in (parsed.group(3) or ""):
         raise ConfigError(
             f"{where}: invalid environment reference in `{key}`: `{match.group(0)}`. "
-            "Expected ${NAME} or ${NAME:-default}." + snippet,
+            "Expected ${NAME} or ${NAME:-default} (no reference inside a default)." + snippet,
             hint="write $${ for a literal ${",
         )
     name, default = parsed.group(1), parsed.group(3)

@@ -79,6 +79,8 @@ def test_an_unset_variable_names_file_line_key_and_fix(env: pytest.MonkeyPatch):
 def test_a_malformed_reference_is_an_error_and_dollar_dollar_escapes(env: pytest.MonkeyPatch):
     with pytest.raises(ConfigError, match=r"invalid environment reference in `name`: `\$\{1X\}`"):
         load(PIPELINE.replace("${RUN_NAME:-nightly}", "${1X}"))
+    with pytest.raises(ConfigError, match="no reference inside a default"):
+        load(PIPELINE.replace("${RUN_NAME:-nightly}", "${UNSET_X:-${UNSET_Y:-3}}"))
     cfg = load(PIPELINE.replace("${DATA_ROOT}/digits", '"/d/$${HOME}"'))
     assert cfg.data.path == Path("/d/${HOME}")
 
