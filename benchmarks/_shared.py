@@ -40,7 +40,11 @@ def dlcli_json(command: list[str], cwd: Path) -> tuple[dict[str, Any], float]:
     )
     if proc.returncode:
         sys.exit(f"dlcli {' '.join(command[:2])} failed with exit code {proc.returncode}")
-    return json.loads(proc.stdout), time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    lines = proc.stdout.strip().splitlines()
+    if len(lines) > 1 and lines[0].startswith("{") and lines[-1].startswith('{"summary"'):
+        return json.loads(lines[-1])["summary"], seconds  # JSON Lines (predict): the summary
+    return json.loads(proc.stdout), seconds
 
 
 def real_vs_memory_step_times(trainer: Any, batch: int, steps: int) -> tuple[float, float]:
