@@ -28,10 +28,12 @@ def evaluate_run(
     pipeline: Path | None = None,
     split: str | None = None,
     overrides: list[str] | None = None,
+    refresh_report: bool = True,
 ) -> Evaluation:
     """Score the model of a run (or a .keras file with `pipeline`) on a split of its data (or of
     other data given by `--set data.path=...`) and write the task's report under
-    `RUN/evaluation/<split>/`."""
+    `RUN/evaluation/<split>/`; `refresh_report`: rewrite RUN/report.html with it (`run` writes
+    the page once, at its end)."""
     from dlcli.models.loading import load_keras_model
     from dlcli.report.html import write_run_report
 
@@ -56,6 +58,6 @@ def evaluate_run(
         evaluations = summary.setdefault("evaluation", {})
         evaluations[split] = {k: v for k, v in report.items() if not isinstance(v, dict | list)}
         runs.atomic_write_json(metrics_file, summary)
-    if target.is_dir():
+    if target.is_dir() and refresh_report:
         write_run_report(handle.directory, samples=False)  # the page shows the new metrics
     return Evaluation(report, task)

@@ -104,7 +104,8 @@ def train(
             shutil.rmtree(discard, ignore_errors=True)
         if lock is not None and (error is not None or not hold_lock):
             lock.finish(error)
-    if chief:  # after run.json says how training ended; a report never fails the run
+    if chief and not hold_lock:  # after run.json says how training ended (`run` writes its
+        # own at its end); a report never fails the run
         from dlcli.report.html import write_run_report
 
         write_run_report(run_dir)
@@ -155,7 +156,7 @@ def run(
     finally:
         if trained.lock is not None:
             trained.lock.finish(error)
-        write_run_report(trained.run_dir, samples=False)  # its metrics, exports and status
+        write_run_report(trained.run_dir)  # once: data, metrics, exports and status
     return result
 
 
@@ -171,7 +172,7 @@ def _evaluate_and_export(trained: TrainResult, result: RunResult) -> None:
             result.notes.append(
                 f"the `{trained.config.evaluate.split}` split is empty: evaluated on `{split}`"
             )
-        result.evaluation = evaluate_run(trained.run_dir, split=split)
+        result.evaluation = evaluate_run(trained.run_dir, split=split, refresh_report=False)
     result.exported = export_run(trained.run_dir, trained.config.export.formats)
 
 
