@@ -90,6 +90,21 @@ class RunLock:
             self._handle = None
 
 
+def refuse_if_held(run_dir: Path | None) -> None:
+    """Raise RunLockedError now if another process holds `run_dir`'s lock: checked before
+    TensorFlow's import, so a cron job that meets a busy run leaves in a blink. The lock is
+    still taken, and checked again, when training starts."""
+    path = None if run_dir is None else run_dir / LOCK_FILE
+    if path is None or fcntl is None or not path.is_file():
+        return
+    try:
+        handle = path.open("a+", encoding="utf-8")
+    except OSError:
+        return  # the real acquire reports it
+    with handle:
+        _lock_or_wait(handle, path, wait=False)  # closing the handle lets go at once
+
+
 def _lock_or_wait(handle: IO[str], path: Path, wait: bool) -> None:
     if fcntl is None:
         return

@@ -134,17 +134,20 @@ HEAVY_MODULES = ("tensorflow", "keras", "matplotlib", "keras_tuner")
 
 
 def run_light(
-    *commands: list[str], env: dict[str, str] | None = None
+    *commands: list[str], env: dict[str, str] | None = None, exit_code: int = 0
 ) -> subprocess.CompletedProcess[str]:
     """Run each dlcli command line in one fresh interpreter, as `dlcli` would, and fail (the
-    process exits non-zero) when a command fails or any of HEAVY_MODULES got imported: what
-    keeps `--help`, `validate` and the run listings instant."""
+    process exits non-zero) when a command exits other than `exit_code` or any of
+    HEAVY_MODULES got imported: what keeps `--help`, `validate`, the run listings and a refusal
+    of a busy run instant."""
     code = (
         "import sys, runpy\n"
         f"for args in {[list(map(str, c)) for c in commands]!r}:\n"
         "    sys.argv = ['dlcli', *args]\n"
         "    try:\n        runpy.run_module('dlcli', run_name='__main__')\n"
-        "    except SystemExit as e:\n        assert not e.code, (args, e.code)\n"
+        "        code = 0\n"
+        "    except SystemExit as e:\n        code = e.code or 0\n"
+        f"    assert code == {exit_code}, (args, code)\n"
         f"loaded = [m for m in {HEAVY_MODULES!r} if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )

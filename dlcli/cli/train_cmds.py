@@ -63,7 +63,7 @@ def train(
     from dlcli import console, workflow
 
     overrides = train_overrides(set_, strategy, precision)
-    _start(quiet, log_file, None if resume else pipeline, overrides)
+    _start(quiet, log_file, None if resume else pipeline, overrides, (resume or output, wait_lock))
     result = workflow.train(
         pipeline,
         overrides,
@@ -367,7 +367,7 @@ def run(
     from dlcli import console, workflow
 
     overrides = train_overrides(set_, strategy, precision)
-    _start(quiet, log_file, pipeline, overrides)
+    _start(quiet, log_file, pipeline, overrides, (output, wait_lock))
     result = workflow.run(
         pipeline,
         overrides,
@@ -397,16 +397,27 @@ def run(
     )
 
 
-def _start(quiet: bool, log_file: Path | None, pipeline: Path | None, overrides: list[str]) -> None:
+def _start(
+    quiet: bool,
+    log_file: Path | None,
+    pipeline: Path | None,
+    overrides: list[str],
+    target: tuple[Path | None, bool],
+) -> None:
     """Logging, then the pipeline checked (a mistyped path or key is reported in a second,
-    not after TensorFlow's import), then TensorFlow."""
+    not after TensorFlow's import) and the run directory `target` (path, --wait-lock) found
+    free, then TensorFlow."""
     from dlcli.cli.logs import setup_logging
     from dlcli.config.loader import load_pipeline
+    from dlcli.run_lock import refuse_if_held
     from dlcli.tfenv import import_tensorflow
 
     setup_logging(quiet, log_file, tensorflow=False)
     if pipeline is not None:
         load_pipeline(pipeline, overrides)
+    run_dir, wait_lock = target
+    if not wait_lock:
+        refuse_if_held(run_dir)
     import_tensorflow()
 
 
