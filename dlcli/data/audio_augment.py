@@ -1,8 +1,8 @@
 """Training-time augmentation of waveforms, declared under `data.augment` of an audio source.
 
-Speed perturbation, time shift, background noise at a random signal-to-noise ratio and gain,
-applied to whole training batches inside tf.data; nothing here runs at evaluation or prediction
-time.
+Speed perturbation, background noise (recordings, or generated white, pink or brown noise) at a
+random signal-to-noise ratio, time shift and gain, applied to whole training batches inside
+tf.data; nothing here runs at evaluation or prediction time.
 SpecAugment masks spectrograms, so it lives with the front-end layers in the model.
 """
 
@@ -21,14 +21,29 @@ from dlcli.errors import DataError
 
 MAX_NOISE_SECONDS = 1800  # noise is held in memory, inside the input pipeline's graph
 log = logging.getLogger("dlcli")
+NoiseColor = Literal["white", "pink", "brown"]
+# Generated noise: amplitude spectrum proportional to f ** -exponent (power 1/f for pink).
+COLOR_EXPONENTS: dict[str, float] = {"white": 0.0, "pink": 0.5, "brown": 1.0}
 
 
 class BackgroundNoiseConfig(StrictModel):
-    """`data.augment.noise`: recordings mixed under training clips."""
+    """`data.augment.noise`: noise mixed under training clips, from recordings or generated."""
 
-    path: ResolvedPath = Field(description="folder of noise recordings (searched recursively)")
+    path: ResolvedPath | None = Field(
+        None,
+        description="folder of noise recordings (searched recursively); without it the noise "
+        "is generated, in the `colors` given",
+    )
+    colors: list[NoiseColor] = Field(
+        ["white", "pink"],
+        min_length=1,
+        description="generated noise (no path): a colour drawn per clip; white is flat, pink "
+        "falls 3 dB and brown 6 dB per octave",
+    )
     snr_db: tuple[float, float] = Field(
-        (5.0, 20.0), description="[min, max] signal-to-noise ratio in dB, drawn for each clip"
+        (5.0, 20.0),
+        description="[min, max] signal-to-noise ratio in dB, drawn for each clip, over the "
+        "recording (not the zero padding after it)",
     )
     probability: float = Field(1.0, ge=0.0, le=1.0, description="share of clips that get noise")
 
@@ -37,6 +52,11 @@ class BackgroundNoiseConfig(StrictModel):
         low, high = self.snr_db
         if low > high:
             raise ValueError(f"snr_db is [min, max], got [{low}, {high}]")
+        if self.path is not None and "colors" in self.model_fields_set:
+            raise ValueError(
+                "colors is for generated noise; with `path`, the recordings are the noise. "
+                "Remove one of them"
+            )
         return self
 
 
@@ -64,7 +84,11 @@ class AudioAugmentConfig(StrictModel):
                 raise ValueError(f"speed is [min, max] within [0.5, 2], got [{low}, {high}]")
         return self
 
-    noise: BackgroundNoiseConfig | None = Field(None, description="background noise from a folder")
+    noise: BackgroundNoiseConfig | None = Field(
+        None,
+        description="background noise: recordings from a folder ({path: noises/}), or generated "
+        "({} for white and pink): new microphones and rooms from few recordings",
+    )
 
     def active(self) -> bool:
         return self != AudioAugmentConfig()
@@ -103,9 +127,9 @@ def build_audio_augmenter(
     import tensorflow as tf
 
     generator = tf.random.Generator.from_seed(seed)
-    noise = None
-    if config.noise is not None:
-        noise = tf.constant(load_noise(config.noise.path, sample_rate))
+    recorded = None
+    if config.noise is not None and config.noise.path is not None:
+        recorded = tf.constant(load_noise(config.noise.path, sample_rate))
 
     def shift(waves: Any) -> Any:
         batch, length = tf.shape(waves)[0], tf.shape(waves)[1]
@@ -118,15 +142,44 @@ def build_audio_augmenter(
         moved = tf.gather(waves, tf.clip_by_value(source, 0, length - 1), batch_dims=1)
         return tf.where(inside, moved, tf.zeros_like(moved))
 
-    def add_noise(waves: Any, noise: Any, noise_config: BackgroundNoiseConfig) -> Any:
-        batch, length = tf.shape(waves)[0], tf.shape(waves)[1]
+    def recorded_noise(batch: Any, length: Any, noise: Any) -> Any:
+        """A random stretch of the noise recordings per clip (wrapping around their end)."""
         total = tf.shape(noise)[0]
         starts = generator.uniform([batch], 0, total, dtype=tf.int32)
-        segments = tf.gather(noise, tf.math.floormod(starts[:, None] + tf.range(length), total))
+        return tf.gather(noise, tf.math.floormod(starts[:, None] + tf.range(length), total))
+
+    def generated_noise(batch: Any, length: Any, colors: list[NoiseColor]) -> Any:
+        """Gaussian noise shaped in frequency: a colour of `colors` per clip."""
+        white = generator.normal([batch, length])
+        exponents = [COLOR_EXPONENTS[c] for c in colors]
+        if not any(exponents):
+            return white
+        spectrum = tf.signal.rfft(white, fft_length=[length])
+        bins = tf.shape(spectrum)[1]
+        drawn = generator.uniform([batch], 0, len(colors), dtype=tf.int32)
+        exponent = tf.gather(tf.constant(exponents, tf.float32), drawn)[:, None]
+        index = tf.maximum(tf.cast(tf.range(bins), tf.float32), 1.0)[None, :]
+        shape = tf.where(tf.range(bins)[None, :] > 0, index ** (-exponent), 0.0)  # no DC
+        return tf.signal.irfft(spectrum * tf.cast(shape, tf.complex64), fft_length=[length])
+
+    def add_noise(waves: Any, noise_config: BackgroundNoiseConfig) -> Any:
+        """Noise at the drawn SNR over each clip's recording: up to its last non-zero sample,
+        so the zero padding after it stays silent, as it is at evaluation (and whole
+        utterances keep the length their frame masks read from it)."""
+        batch, length = tf.shape(waves)[0], tf.shape(waves)[1]
+        if recorded is not None:
+            segments = recorded_noise(batch, length, recorded)
+        else:
+            segments = generated_noise(batch, length, noise_config.colors)
+        positions = tf.range(1, length + 1)[None, :]
+        heard = tf.reduce_max(tf.where(waves != 0.0, positions, 0), axis=1, keepdims=True)
+        span = tf.cast(positions <= heard, tf.float32)
+        count = tf.maximum(tf.cast(heard, tf.float32), 1.0)
+        segments = segments * span
         low, high = noise_config.snr_db
         snr = generator.uniform([batch, 1], low, high)
-        signal_power = tf.reduce_mean(tf.square(waves), axis=1, keepdims=True)
-        noise_power = tf.reduce_mean(tf.square(segments), axis=1, keepdims=True) + 1e-12
+        signal_power = tf.reduce_sum(tf.square(waves), axis=1, keepdims=True) / count
+        noise_power = tf.reduce_sum(tf.square(segments), axis=1, keepdims=True) / count + 1e-12
         scale = tf.sqrt(signal_power / (noise_power * 10.0 ** (snr / 10.0)))
         chosen = generator.uniform([batch, 1]) < noise_config.probability
         return waves + tf.where(chosen, scale, 0.0) * segments
@@ -149,10 +202,10 @@ def build_audio_augmenter(
     def augment(waves: Any, labels: Any) -> tuple[Any, Any]:
         if config.speed is not None:
             waves = change_speed(waves, *config.speed)
+        if config.noise is not None:  # before the shift: the noise moves with its clip
+            waves = add_noise(waves, config.noise)
         if config.shift:
             waves = shift(waves)
-        if noise is not None and config.noise is not None:
-            waves = add_noise(waves, noise, config.noise)
         if config.gain_db:
             batch = tf.shape(waves)[0]
             gain_db = generator.uniform([batch, 1], -config.gain_db, config.gain_db)

@@ -240,10 +240,10 @@ class AudioManifestConfig(AudioSourceOptions):
     def check_targets(self) -> None:
         """Options that do not apply to whole utterances (also run once a task sets them)."""
         if self.targets == "transcript":
-            if self.augment.shift or self.augment.noise is not None:
+            if self.augment.shift:
                 raise ValueError(
-                    "data.augment.shift and data.augment.noise are for fixed-length clips; "
-                    "for transcripts use gain_db and model.frontend.spec_augment"
+                    "data.augment.shift is for fixed-length clips; for transcripts use "
+                    "gain_db, speed, noise and model.frontend.spec_augment"
                 )
             if self.label_regex is not None:
                 raise ValueError("label_regex is for labels; transcripts come from a column")

@@ -368,6 +368,60 @@ def test_noise_is_mixed_at_the_asked_snr(tmp_path: Path):
     np.testing.assert_allclose(snr, 10.0, atol=0.1)
 
 
+@pytest.mark.parametrize(("color", "slope_db"), [("white", 0.0), ("pink", -3.0), ("brown", -6.0)])
+def test_generated_noise_has_its_colour_and_snr_and_spares_the_padding(color: str, slope_db: float):
+    """No path: Gaussian noise shaped to the colour, at the asked SNR over the recording; the
+    zero padding after it (what evaluation sees as silence) stays zero."""
+    import tensorflow as tf
+
+    from dlcli.data.audio_augment import AudioAugmentConfig, build_audio_augmenter
+
+    config = AudioAugmentConfig(noise={"colors": [color], "snr_db": [10, 10]})
+    clean = np.zeros((8, 16000), np.float32)
+    clean[:, :12000] = sine(440, 1.5, 8000)  # 1.5 s of tone, then 0.5 s of padding
+    noisy, _ = build_audio_augmenter(config, 8000, seed=0)(tf.constant(clean), tf.zeros(8))
+    added = noisy.numpy()[:, :12000] - clean[:, :12000]
+    assert np.all(noisy.numpy()[:, 12000:] == 0)
+    snr = 10 * np.log10(np.mean(clean[:, :12000] ** 2, axis=1) / np.mean(added**2, axis=1))
+    np.testing.assert_allclose(snr, 10.0, atol=0.1)
+    # Power per octave band: 250-500 Hz against 1-2 kHz, two octaves apart.
+    power = np.mean(np.abs(np.fft.rfft(added, axis=1)) ** 2, axis=0)
+    hz = np.fft.rfftfreq(12000, 1 / 8000)
+    per_octave = [10 * np.log10(power[(hz >= a) & (hz < 2 * a)].mean()) for a in (250, 1000)]
+    # Mean power density falls by slope_db per octave: 2 octaves apart.
+    assert per_octave[1] - per_octave[0] == pytest.approx(2 * (slope_db), abs=1.0)
+
+
+def test_generated_noise_draws_a_colour_per_clip_and_keeps_whole_utterance_lengths():
+    import tensorflow as tf
+
+    from dlcli.data.audio_augment import AudioAugmentConfig, build_audio_augmenter
+
+    config = AudioAugmentConfig(noise={"snr_db": [0, 0]})  # white and pink
+    utterances = np.zeros((16, 8000), np.float32)
+    for i in range(16):
+        utterances[i, : 2000 + 300 * i] = sine(300, 1.0, 8000)[: 2000 + 300 * i]
+    augment = build_audio_augmenter(config, 8000, seed=0, whole=True)
+    noisy = augment(tf.constant(utterances), tf.zeros(16))[0].numpy()
+    lasts = [np.flatnonzero(w)[-1] for w in noisy]
+    assert lasts == [2000 + 300 * i - 1 for i in range(16)]  # frame masks read the same lengths
+    added = noisy - utterances
+    power = np.abs(np.fft.rfft(added[:, :2000], axis=1)) ** 2
+    share = power[:, 600:].sum(axis=1) / power.sum(axis=1)  # above 2.4 kHz
+    assert max(share) > 4 * min(share)  # some clips white (flat), some pink (falling)
+
+
+def test_noise_config_errors():
+    from dlcli.data.audio_augment import AudioAugmentConfig
+
+    with pytest.raises(ValueError, match="colors is for generated noise"):
+        AudioAugmentConfig(noise={"path": ".", "colors": ["pink"]})
+    with pytest.raises(ValueError, match="colors"):
+        AudioAugmentConfig(noise={"colors": ["purple"]})
+    with pytest.raises(ValueError, match="snr_db"):
+        AudioAugmentConfig(noise={"snr_db": [20, 5]})
+
+
 def _pitch(wave: np.ndarray, rate: int) -> float:
     spectrum = np.abs(np.fft.rfft(wave))
     return float(np.fft.rfftfreq(len(wave), 1 / rate)[spectrum.argmax()])

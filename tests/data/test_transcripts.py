@@ -100,3 +100,11 @@ def test_what_cannot_hold_transcripts_is_refused_at_validation(
 ):
     with pytest.raises(ConfigError, match=message):
         load_pipeline(pipeline(tmp_path, data, task))
+
+
+def test_transcripts_take_generated_noise(tmp_path: Path):
+    """Noise stays within each utterance (its padding stays silent), so transcripts take it."""
+    data = "{type: audio_manifest, path: m.csv, augment: {noise: {snr_db: [10, 30]}}}"
+    cfg = load_pipeline(pipeline(tmp_path, data, "{type: transcription}")).config
+    noise = cfg.data.augment.noise
+    assert noise.path is None and noise.colors == ["white", "pink"]
