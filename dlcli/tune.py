@@ -24,6 +24,7 @@ from typing import Any
 from dlcli import runs
 from dlcli.config.tune import TuneConfig, objective_direction, override_text
 from dlcli.errors import ConfigError, DlcliError, TrainingError
+from dlcli.run_lock import LOCK_FILE, RunLock
 
 log = logging.getLogger("dlcli")
 
@@ -41,6 +42,7 @@ class TunePlan:
     config: Any
     directory: Path
     resumed: bool
+    lock: RunLock | None = None  # held from the plan to the end of the search
 
 
 @dataclass
@@ -83,6 +85,7 @@ def plan_tune(
     *,
     output: Path | None = None,
     runs_dir: Path = Path("runs"),
+    wait_lock: bool = False,
 ) -> TunePlan:
     """Check the pipeline and its tune directory (new, or the same search to resume), without
     TensorFlow: a mistake costs no start-up time."""
@@ -98,9 +101,16 @@ def plan_tune(
         )
     directory = output or runs_dir / f"{config.name}-tune"
     resumed = _can_resume(directory, config)
-    # The search's own pipeline, tune section included: a resume must match it.
-    runs.atomic_write_text(directory / runs.PIPELINE_FILE, runs.dump_pipeline(config))
-    return TunePlan(pipeline, overrides, config, directory, resumed)
+    # One search per directory: a second `dlcli tune` on it (cron, a retry) exits 3, naming
+    # the first, before it writes anything or imports TensorFlow.
+    lock = RunLock.acquire(directory, wait=wait_lock, create=True)
+    try:
+        # The search's own pipeline, tune section included: a resume must match it.
+        runs.atomic_write_text(directory / runs.PIPELINE_FILE, runs.dump_pipeline(config))
+    except BaseException:
+        lock.release()
+        raise
+    return TunePlan(pipeline, overrides, config, directory, resumed, lock)
 
 
 def _can_resume(directory: Path, config: Any) -> bool:
@@ -108,7 +118,7 @@ def _can_resume(directory: Path, config: Any) -> bool:
 
     from dlcli.train.resume import changed_keys
 
-    if not directory.exists() or not any(directory.iterdir()):
+    if not directory.exists() or not any(p.name != LOCK_FILE for p in directory.iterdir()):
         return False
     saved = directory / runs.PIPELINE_FILE
     if not saved.is_file():
@@ -131,6 +141,14 @@ def _can_resume(directory: Path, config: Any) -> bool:
 
 def run_tune(plan: TunePlan, *, show_progress: bool = True) -> TuneResult:
     """Search until the oracle stops; write DIR/best.yaml and DIR/trials.csv."""
+    try:
+        return _search(plan, show_progress)
+    finally:
+        if plan.lock is not None:
+            plan.lock.release()
+
+
+def _search(plan: TunePlan, show_progress: bool) -> TuneResult:
     import keras_tuner
 
     runner = TrialRunner(plan, show_progress)

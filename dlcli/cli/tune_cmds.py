@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from dlcli.cli.options import JsonOpt, PipelineArg, QuietOpt, RunsOpt, SetOpt
+from dlcli.cli.options import JsonOpt, PipelineArg, QuietOpt, RunsOpt, SetOpt, WaitLockOpt
 from dlcli.cli.train_cmds import PANEL
 
 TuneDirOpt = Annotated[
@@ -31,6 +31,7 @@ def tune(
     ] = None,
     output: TuneDirOpt = None,
     runs_dir: RunsOpt = Path("runs"),
+    wait_lock: WaitLockOpt = False,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -43,7 +44,13 @@ def tune(
     from dlcli.cli.logs import setup_logging
 
     shortcut = [f"tune.max_trials={max_trials}"] if max_trials is not None else []
-    plan = tuning.plan_tune(pipeline, [*(set_ or []), *shortcut], output=output, runs_dir=runs_dir)
+    plan = tuning.plan_tune(
+        pipeline,
+        [*(set_ or []), *shortcut],
+        output=output,
+        runs_dir=runs_dir,
+        wait_lock=wait_lock,
+    )
     setup_logging(quiet)
     result = tuning.run_tune(plan, show_progress=not quiet)
     _print_trials(result)

@@ -129,6 +129,23 @@ def test_a_killed_tune_resumes_without_rerunning_finished_trials(tuned: dict):
         assert (tune_dir / str(number) / "metrics.json").stat().st_mtime_ns == mtime
 
 
+def test_a_second_tune_on_a_busy_directory_exits_3_before_tensorflow(
+    tmp_path: Path, small_digits: Path
+):
+    from dlcli.run_lock import RunLock
+
+    pipeline = write_pipeline(tmp_path / "tiny.yaml", small_digits, train=ONE_EPOCH, tune=TUNE)
+    busy = tmp_path / "busy-tune"
+    lock = RunLock.acquire(busy, create=True)  # as a first `dlcli tune` on it holds it
+    try:
+        proc = run_light(["tune", str(pipeline), "-o", str(busy)], exit_code=3)
+    finally:
+        lock.release()
+    assert proc.returncode == 0, proc.stderr
+    assert f"{busy} is in use" in proc.stderr and "--wait-lock" in proc.stderr
+    assert [p.name for p in busy.iterdir()] == ["run.lock"]  # nothing written meanwhile
+
+
 def test_unknown_space_key_is_a_config_error(tmp_path: Path, small_digits: Path):
     bad_tune = TUNE.replace("model.dropout:", "model.dropotu:")
     pipeline = write_pipeline(tmp_path / "bad.yaml", small_digits, tune=bad_tune)
