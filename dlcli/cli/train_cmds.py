@@ -63,7 +63,7 @@ def train(
     from dlcli import console, workflow
 
     overrides = train_overrides(set_, strategy, precision)
-    _start(quiet, log_file, None if resume else pipeline, overrides, (resume or output, wait_lock))
+    _start(quiet, log_file, None if resume else pipeline, overrides, resume or output, wait_lock)
     result = workflow.train(
         pipeline,
         overrides,
@@ -367,7 +367,7 @@ def run(
     from dlcli import console, workflow
 
     overrides = train_overrides(set_, strategy, precision)
-    _start(quiet, log_file, pipeline, overrides, (output, wait_lock))
+    _start(quiet, log_file, pipeline, overrides, output, wait_lock)
     result = workflow.run(
         pipeline,
         overrides,
@@ -402,11 +402,12 @@ def _start(
     log_file: Path | None,
     pipeline: Path | None,
     overrides: list[str],
-    target: tuple[Path | None, bool],
+    run_dir: Path | None,
+    wait_lock: bool,
 ) -> None:
     """Logging, then the pipeline checked (a mistyped path or key is reported in a second,
-    not after TensorFlow's import) and the run directory `target` (path, --wait-lock) found
-    free, then TensorFlow."""
+    not after TensorFlow's import) and `run_dir` found free (unless --wait-lock), then
+    TensorFlow."""
     from dlcli.cli.logs import setup_logging
     from dlcli.config.loader import load_pipeline
     from dlcli.run_lock import refuse_if_held
@@ -415,7 +416,6 @@ def _start(
     setup_logging(quiet, log_file, tensorflow=False)
     if pipeline is not None:
         load_pipeline(pipeline, overrides)
-    run_dir, wait_lock = target
     if not wait_lock:
         refuse_if_held(run_dir)
     import_tensorflow()

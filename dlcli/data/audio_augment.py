@@ -126,6 +126,8 @@ def build_audio_augmenter(
     """
     import tensorflow as tf
 
+    from dlcli.layers.sequence import recording_lengths
+
     generator = tf.random.Generator.from_seed(seed)
     recorded = None
     if config.noise is not None and config.noise.path is not None:
@@ -171,9 +173,8 @@ def build_audio_augmenter(
             segments = recorded_noise(batch, length, recorded)
         else:
             segments = generated_noise(batch, length, noise_config.colors)
-        positions = tf.range(1, length + 1)[None, :]
-        heard = tf.reduce_max(tf.where(waves != 0.0, positions, 0), axis=1, keepdims=True)
-        span = tf.cast(positions <= heard, tf.float32)
+        heard = recording_lengths(waves)[:, None]
+        span = tf.cast(tf.range(length)[None, :] < heard, tf.float32)
         count = tf.maximum(tf.cast(heard, tf.float32), 1.0)
         segments = segments * span
         low, high = noise_config.snr_db

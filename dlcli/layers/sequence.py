@@ -15,6 +15,16 @@ from typing import Any
 import keras
 
 
+def recording_lengths(waveform: Any) -> Any:
+    """`[batch]` int32: each waveform's length up to its last non-zero sample; the exact zeros
+    after it are padding (the one definition the frame masks and the noise augmentation share)."""
+    from keras import ops
+
+    positions = ops.arange(1, ops.shape(waveform)[1] + 1, dtype="int32")
+    heard = ops.not_equal(waveform, ops.zeros_like(waveform))
+    return ops.max(ops.where(heard, positions[None, :], 0), axis=1)
+
+
 def frame_mask(waveform: Any, frames: Any, framing: dict[str, Any]) -> Any:
     """`[batch, frames]`: True on the frames an utterance would have on its own.
 
@@ -23,10 +33,7 @@ def frame_mask(waveform: Any, frames: Any, framing: dict[str, Any]) -> Any:
     by each time pooling (`pools`, 'same' padding) after it."""
     from keras import ops
 
-    total = ops.shape(waveform)[1]
-    positions = ops.arange(1, total + 1, dtype="int32")
-    heard = ops.not_equal(waveform, ops.zeros_like(waveform))
-    length = ops.max(ops.where(heard, positions[None, :], 0), axis=1)  # last non-zero + 1
+    length = recording_lengths(waveform)
     hop, window = int(framing["hop"]), int(framing.get("window", 0))
     # Uncentered frames need a whole window of samples; centered ones start at every hop.
     valid = ops.maximum(1 + (length - window) // hop, 0) if window else 1 + length // hop
