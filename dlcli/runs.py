@@ -176,6 +176,40 @@ def _escape_env_refs(value: Any, swap: tuple[str, str] = ("${", "$${")) -> Any:
     return value.replace(*swap) if isinstance(value, str) else value
 
 
+def read_run_json(path: Path) -> dict[str, Any] | None:
+    """A run's JSON file (run.json, metrics.json, an evaluation report), or None when it is
+    missing, unreadable or not an object: whoever reads runs back shows what is there."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_run_pipeline(path: Path) -> dict[str, Any] | None:
+    """A run's saved pipeline.yaml as plain data (see `read_saved_pipeline`), or None when it
+    is missing or does not parse."""
+    import yaml
+
+    try:
+        data = read_saved_pipeline(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_history(path: Path) -> list[dict[str, str]] | None:
+    """The rows of a run's history.csv as written (strings), or None when there is none."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    try:
+        return list(csv.DictReader(text.splitlines()))
+    except csv.Error:
+        return None
+
+
 def record_resume(run_dir: Path, config: Any, changes: list[str]) -> None:
     """A resume keeps the run's number and files; the pipeline and run.json note what changed."""
     atomic_write_text(run_dir / PIPELINE_FILE, dump_pipeline(config))

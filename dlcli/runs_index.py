@@ -4,8 +4,6 @@ looking at runs stays instant."""
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +19,9 @@ from dlcli.runs import (
     METRICS_FILE,
     PIPELINE_FILE,
     RUNNING,
+    read_history,
+    read_run_json,
+    read_run_pipeline,
 )
 
 
@@ -259,32 +260,15 @@ def _is_number(value: Any) -> bool:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_run_json(path) or {}
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    from dlcli.runs import read_saved_pipeline
-
-    try:
-        data = read_saved_pipeline(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_run_pipeline(path) or {}
 
 
 def _read_history(path: Path) -> list[dict[str, Any]]:
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError:
-        return []
-    return [{k: _float(v) for k, v in row.items()} for row in rows]
+    return [{k: _float(v) for k, v in row.items()} for row in read_history(path) or []]
 
 
 def _float(text: str | None) -> Any:

@@ -10,7 +10,6 @@ trial that was running is run again, from its last checkpoint when it got that f
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import logging
@@ -331,8 +330,7 @@ def prepare_trial_dir(run_dir: Path, past: Path | None) -> bool:
 def read_objective(run_dir: Path, objective: str, direction: str) -> tuple[float, int]:
     """The objective at the run's best epoch (history.csv), or from its final metrics when it
     trained no epochs (a model fitted from features)."""
-    history = run_dir / runs.HISTORY_FILE
-    rows = list(csv.DictReader(history.open(encoding="utf-8"))) if history.is_file() else []
+    rows = runs.read_history(run_dir / runs.HISTORY_FILE) or []
     scored = [(float(r[objective]), int(r["epoch"])) for r in rows if r.get(objective)]
     scored = [s for s in scored if math.isfinite(s[0])]
     if scored:

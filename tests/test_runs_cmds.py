@@ -119,6 +119,26 @@ def test_list_reads_status_epochs_metrics_and_time_newest_first(store: Path):
     assert [i.name for i in list_runs(store, "speech*")] == ["speech/1"]
 
 
+def test_damaged_run_files_read_as_missing_in_the_list_and_the_report(tmp_path: Path):
+    """A run cut short or edited by hand: `runs list` and the report show what is readable."""
+    from dlcli.report.run_files import RunFiles
+
+    run_dir = make_run(tmp_path, "digits", 1, started="2026-01-01T10:00:00+00:00", history=EPOCHS)
+    (run_dir / runs.METRICS_FILE).write_text('{"train": {"loss": 0.')  # cut mid-write
+    history = (run_dir / runs.HISTORY_FILE).read_bytes()
+    (run_dir / runs.HISTORY_FILE).write_bytes(history + b"3,\xff,0.9,0.8,0.6,4\n")  # not UTF-8
+    (run_dir / runs.PIPELINE_FILE).write_text("name: [digits\n")  # does not parse
+
+    [info] = list_runs(tmp_path)
+    assert info.epochs == len(EPOCHS) + 1 and info.metrics["val_accuracy"] == 0.6
+    files = RunFiles.read(run_dir)
+    assert files.summary is None and files.pipeline == {}
+    assert files.pipeline_text is not None and files.meta is not None
+    assert files.history is not None and len(files.history) == len(EPOCHS) + 1
+    assert runs.read_run_json(run_dir / "absent.json") is None
+    assert runs.read_history(run_dir / "absent.csv") is None
+
+
 def test_a_tune_folder_lists_its_trials_not_itself(store: Path):
     tune = store / "digits-tune"
     make_run(store, "digits-tune", 1, started="2026-01-05T10:00:00+00:00", summary=SUMMARY)

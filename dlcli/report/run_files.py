@@ -3,14 +3,9 @@ that is missing or does not parse is None, so the report can say so instead of f
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from dlcli import runs
 from dlcli.report.samples import SAMPLES_FILE
@@ -39,17 +34,13 @@ class RunFiles:
         pipeline_file = directory / runs.PIPELINE_FILE
         if pipeline_file.is_file():
             files.pipeline_text = pipeline_file.read_text(encoding="utf-8", errors="replace")
-            loaded = _quietly(lambda: yaml.safe_load(files.pipeline_text or ""))
-            files.pipeline = loaded if isinstance(loaded, dict) else {}
-        files.meta = _read_json(directory / runs.META_FILE)
-        files.summary = _read_json(directory / runs.METRICS_FILE)
-        files.spec = _read_json(directory / "spec.json")
-        history_file = directory / runs.HISTORY_FILE
-        if history_file.is_file():
-            text = history_file.read_text(encoding="utf-8", errors="replace")
-            files.history = list(csv.DictReader(text.splitlines()))
+            files.pipeline = runs.read_run_pipeline(pipeline_file) or {}
+        files.meta = runs.read_run_json(directory / runs.META_FILE)
+        files.summary = runs.read_run_json(directory / runs.METRICS_FILE)
+        files.spec = runs.read_run_json(directory / "spec.json")
+        files.history = runs.read_history(directory / runs.HISTORY_FILE)
         for path in sorted(directory.glob("evaluation/*/metrics.json")):
-            report = _read_json(path)
+            report = runs.read_run_json(path)
             if report is not None:
                 files.evaluations[path.parent.name] = report
         return files
@@ -76,17 +67,3 @@ def run_pictures(directory: Path) -> tuple[list[Path], list[str]]:
     big = [p for p in kept if p.stat().st_size > MAX_PICTURE_BYTES]
     notes += [f"{p.relative_to(directory)} is too large to inline." for p in big]
     return [p for p in kept if p not in big], notes
-
-
-def _read_json(path: Path) -> Any:
-    return (
-        _quietly(lambda: json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
-    )
-
-
-def _quietly(read: Callable[[], Any]) -> Any:
-    """A file that does not parse counts as missing: its section says so."""
-    try:
-        return read()
-    except (ValueError, yaml.YAMLError):
-        return None
