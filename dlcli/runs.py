@@ -189,11 +189,20 @@ def read_run_json(path: Path) -> dict[str, Any] | None:
 def read_run_pipeline(path: Path) -> dict[str, Any] | None:
     """A run's saved pipeline.yaml as plain data (see `read_saved_pipeline`), or None when it
     is missing or does not parse."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return parse_run_pipeline(text)
+
+
+def parse_run_pipeline(text: str) -> dict[str, Any] | None:
+    """`read_run_pipeline` of a pipeline.yaml text already read."""
     import yaml
 
     try:
-        data = read_saved_pipeline(path.read_text(encoding="utf-8", errors="replace"))
-    except (OSError, yaml.YAMLError):
+        data = read_saved_pipeline(text)
+    except yaml.YAMLError:
         return None
     return data if isinstance(data, dict) else None
 

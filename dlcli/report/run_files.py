@@ -34,7 +34,7 @@ class RunFiles:
         pipeline_file = directory / runs.PIPELINE_FILE
         if pipeline_file.is_file():
             files.pipeline_text = pipeline_file.read_text(encoding="utf-8", errors="replace")
-            files.pipeline = runs.read_run_pipeline(pipeline_file) or {}
+            files.pipeline = runs.parse_run_pipeline(files.pipeline_text) or {}
         files.meta = runs.read_run_json(directory / runs.META_FILE)
         files.summary = runs.read_run_json(directory / runs.METRICS_FILE)
         files.spec = runs.read_run_json(directory / "spec.json")
