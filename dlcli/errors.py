@@ -36,3 +36,14 @@ class RunLockedError(DlcliError):
     """Another process is training into the same run directory. Exit code 3."""
 
     exit_code = 3
+
+
+def as_interrupt(error: BaseException) -> BaseException:
+    """`error`, or a KeyboardInterrupt when it is one that TensorFlow's C++ layer caught and
+    re-raised as a RuntimeError (pybind11: "... REPLACED BY KeyboardInterrupt"): Ctrl-C or
+    SIGTERM while a graph was being traced is still an interruption, exit code 130."""
+    if not isinstance(error, KeyboardInterrupt) and "REPLACED BY KeyboardInterrupt" in str(error):
+        interrupt = KeyboardInterrupt()
+        interrupt.__cause__ = error
+        return interrupt
+    return error

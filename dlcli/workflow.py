@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcli import runs
-from dlcli.errors import ConfigError
+from dlcli.errors import ConfigError, as_interrupt
 
 log = logging.getLogger("dlcli")
 
@@ -88,12 +88,14 @@ def train(
 
         summary = train_pipeline(config, run_dir, resume=resume, show_progress=show_progress)
     except BaseException as exc:
-        error = exc
+        error = as_interrupt(exc)
         # The run log keeps the full story; the terminal gets the short message.
         handler.stream.write("".join(traceback.format_exception(exc)))
         if isinstance(exc, ConfigError) and fresh:
             # A pipeline or data mistake found before training: leave no half-made run behind.
             discard = run_dir
+        if error is not exc:
+            raise error from exc
         raise
     finally:
         logging.getLogger("dlcli").removeHandler(handler)
@@ -151,7 +153,9 @@ def run(
     try:  # the run stays locked (and `running`) until its exports are written
         _evaluate_and_export(trained, result)
     except BaseException as exc:
-        error = exc
+        error = as_interrupt(exc)
+        if error is not exc:
+            raise error from exc
         raise
     finally:
         if trained.lock is not None:

@@ -320,3 +320,21 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(tmp_path: Path):
 
     assert b"\x1b[" in on_a_terminal()
     assert b"\x1b[" not in on_a_terminal(NO_COLOR="1")
+
+
+def test_an_interrupt_that_tensorflow_rewrapped_still_counts_as_one():
+    """Ctrl-C or SIGTERM while TensorFlow traces a graph comes back from its C++ layer as a
+    RuntimeError; the run must still end `interrupted` (exit 130), not `failed`."""
+    from dlcli.errors import as_interrupt
+
+    wrapped = RuntimeError(
+        "in user code:\n    RuntimeError: pybind11::error_already_set: MISMATCH of original and "
+        "normalized active exception types: ORIGINAL InvalidArgumentError REPLACED BY "
+        "KeyboardInterrupt: <EMPTY MESSAGE>"
+    )
+    interrupt = as_interrupt(wrapped)
+    assert isinstance(interrupt, KeyboardInterrupt) and interrupt.__cause__ is wrapped
+    plain = RuntimeError("out of memory")
+    assert as_interrupt(plain) is plain
+    ctrl_c = KeyboardInterrupt()
+    assert as_interrupt(ctrl_c) is ctrl_c
