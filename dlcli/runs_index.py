@@ -225,6 +225,8 @@ def _read_evaluations(run_dir: Path) -> dict[str, dict[str, Any]]:
     reports = {}
     for split_dir in sorted(folder.iterdir()) if folder.is_dir() else []:
         report = _read_json(split_dir / METRICS_FILE)
+        if report.get("overrides"):  # scored with other data or settings: not the run's score
+            continue
         numbers = {k: v for k, v in report.items() if _is_number(v)}
         for key, value in report.items():  # macro_avg.f1 and the like, not per-class tables
             if isinstance(value, dict) and key != "per_class":

@@ -123,6 +123,15 @@ def evaluate(
         run, pipeline=pipeline, split=split, overrides=[*(set_ or []), *shortcuts]
     )
     _print_lines(result.lines())
+    if result.report.get("overrides"):
+        from rich.markup import escape
+
+        _print_lines(
+            [
+                f"report in {escape(result.report['output_dir'])} (scored with --set; the run's "
+                f"own {result.report['split']} score is unchanged)"
+            ]
+        )
     _emit_json(json_, result.report)
 
 

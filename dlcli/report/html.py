@@ -163,7 +163,11 @@ def _evaluation(run: RunFiles) -> str:
         )
     parts = []
     for split, report in run.evaluations.items():
-        parts.append(f'<h3>{_esc(split)} split</h3><div class="row">')
+        overrides = report.get("overrides")
+        title = f"{report.get('split', split)} split"
+        if isinstance(overrides, list) and overrides:
+            title += ", " + " ".join(f"--set {o}" for o in map(str, overrides))
+        parts.append(f'<h3>{_esc(title)}</h3><div class="row">')
         parts.append(_table(["metric", "value"], _flat_metrics(report)))
         per_class = report.get("per_class")
         if isinstance(per_class, dict) and per_class:
@@ -179,7 +183,7 @@ def _flat_metrics(report: dict[str, Any]) -> list[list[Any]]:
     confusion matrix have their own table and picture."""
     rows: list[list[Any]] = []
     for key, value in report.items():
-        if key in ("task", "split", "output_dir", "per_class"):
+        if key in ("task", "split", "output_dir", "per_class", "overrides"):
             continue
         if isinstance(value, dict) and all(_is_scalar(v) for v in value.values()):
             rows += [[f"{key}.{k}", v] for k, v in value.items()]

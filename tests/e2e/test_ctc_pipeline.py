@@ -119,9 +119,11 @@ def test_evaluate_scores_another_manifest_in_nemo_layout(ctc_run: dict):
                 )
                 + "\n"
             )
+    run = ctc_run["run"]
+    own = (run / "evaluation" / "test" / "metrics.json").read_bytes()
     result = run_cli(
         "evaluate",
-        ctc_run["run"],
+        run,
         "--json",
         "--set",
         f"data.path={nemo}",
@@ -132,7 +134,19 @@ def test_evaluate_scores_another_manifest_in_nemo_layout(ctc_run: dict):
     assert result.code == 0, result.stderr
     report = result.json()
     assert report["utterances"] == 3 and report["task"] == "transcription"
-    out = Path(report["output_dir"]) / "transcripts.csv"
+    assert report["overrides"][0] == f"data.path={nemo}"
+    # The other manifest's score sits beside the run's own, which stays the run's test score.
+    out_dir = Path(report["output_dir"])
+    assert out_dir.parent == run / "evaluation" and out_dir.name.startswith("test-")
+    assert (run / "evaluation" / "test" / "metrics.json").read_bytes() == own
+    listed = run_cli("runs", "list", "--json", cwd=work)
+    assert listed.code == 0, listed.stderr
+    entries = json.loads(listed.stdout)
+    (entry,) = [r for r in entries if (work / r["run_dir"]).resolve() == run.resolve()]
+    assert list(entry["evaluation"]) == ["test"]
+    assert entry["evaluation"]["test"]["cer"] == json.loads(own)["cer"]
+    assert f"test split, --set data.path={nemo}" in (run / "report.html").read_text()
+    out = out_dir / "transcripts.csv"
     with out.open() as handle:
         references = [r["reference"] for r in csv.DictReader(handle)]
     assert all(ref == ref.lower() for ref in references)  # the run's text normalisation

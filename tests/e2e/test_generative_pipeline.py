@@ -137,7 +137,7 @@ def test_evaluate_scores_a_gan_with_a_classifier_run(runs: dict[str, Path]):
     assert 0.0 <= report["class_accuracy"] <= 1.0
     assert set(report["class_accuracy_per_class"]) == {str(d) for d in range(10)}
     assert "not comparable with published FID" in result.stderr
-    assert (runs["gan"] / "evaluation" / "test" / "samples.png").is_file()
+    assert (Path(report["output_dir"]) / "samples.png").is_file()
     judged_by_a_vae = run_cli(
         "evaluate", runs["gan"], "--set", f"task.scores.classifier={runs['vae']}"
     )

@@ -88,7 +88,7 @@ def test_evaluate_with_tta_writes_the_misclassified_grid(transfer_run: dict, ker
     assert result.code == 0, result.stderr
     report = result.json()
     assert report["tta"] == "flip" and report["examples"] == 60
-    grid = transfer_run["run"] / "evaluation" / "test" / "misclassified.png"
+    grid = Path(report["output_dir"]) / "misclassified.png"
     assert report["accuracy"] == 1.0 or grid.read_bytes()[:4] == b"\x89PNG"
 
 
