@@ -71,8 +71,8 @@ def evaluate_run(
 
 
 def evaluation_folder(split: str, overrides: list[str] | None) -> str:
-    """`test`, or `test-1f3a9c2e` for the test split under `--set` overrides (a digest of them,
-    in their order: the last of two settings of one key wins)."""
+    """`test`, or `test-1f3a9c2e` for the test split under overrides: a digest of them, so the
+    same overrides score into the same folder."""
     if not overrides:
         return split
     digest = hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]
